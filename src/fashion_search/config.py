@@ -1,0 +1,247 @@
+"""params.yaml -> typed, validated settings, in one place.
+
+Every stage validates its own section before doing any work, so a typo or an
+out-of-range value fails in a second with a message naming the key, instead of
+after an hour of training. params.yaml is read with a YAML 1.2 loader (as DVC
+reads it): `dvc exp run -S finetune.lr=1e-4` writes `1e-04`, which a YAML 1.1
+loader such as PyYAML's would return as a string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+
+class ConfigError(ValueError):
+    """A params.yaml value that cannot be used; the message names the key."""
+
+
+def rule(*, low: float | None = None, high: float | None = None, low_open: bool = False,
+         choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Field metadata: allowed range (low inclusive unless low_open) or allowed values."""
+    return {"low": low, "high": high, "low_open": low_open, "choices": choices}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    source: str = dataclasses.field(metadata=rule(choices=("synthetic", "local")))
+    local_path: str  # a folder in the DeepFashion-MultiModal layout, for source: local
+    n_items: int = dataclasses.field(metadata=rule(low=2))
+    image_width: int = dataclasses.field(metadata=rule(low=32, high=2048))
+    image_height: int = dataclasses.field(metadata=rule(low=32, high=2048))
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModelSettings:
+    """Architecture of the small CLIP trained here from scratch (model.name: tiny)."""
+
+    embed_dim: int = dataclasses.field(metadata=rule(low=16, high=1024))
+    layers: int = dataclasses.field(metadata=rule(low=1, high=24))
+    heads: int = dataclasses.field(metadata=rule(low=1, high=32))
+    image_size: int = dataclasses.field(metadata=rule(low=16, high=512))
+    patch_size: int = dataclasses.field(metadata=rule(low=2, high=64))
+    vocab_size: int = dataclasses.field(metadata=rule(low=300, high=65536))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    name: str  # "tiny", a Hugging Face CLIP model id, or a local save_pretrained directory
+    tiny: TinyModelSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSettings:
+    max_tokens: int = dataclasses.field(metadata=rule(low=8, high=77))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSettings:
+    fit: str = dataclasses.field(metadata=rule(choices=("pad", "crop")))
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSettings:
+    test_size: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True))
+    group_by: str = dataclasses.field(metadata=rule(choices=("item", "none")))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """One contrastive training run (train_baseline for the tiny model, finetune)."""
+
+    epochs: int = dataclasses.field(metadata=rule(low=0, high=1000))
+    lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True))
+    batch_size: int = dataclasses.field(metadata=rule(low=2, high=65536))
+    temperature: float = dataclasses.field(metadata=rule(low=0.0, high=10.0, low_open=True))
+    weight_decay: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))
+    warmup_steps: int = dataclasses.field(metadata=rule(low=0))
+    schedule: str = dataclasses.field(metadata=rule(choices=("constant", "cosine")))
+    grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class XattnSettings:
+    """The cross-modal attention pair scorer and its training."""
+
+    layers: int = dataclasses.field(metadata=rule(low=1, high=24))
+    heads: int = dataclasses.field(metadata=rule(low=1, high=32))
+    dropout: float = dataclasses.field(metadata=rule(low=0.0, high=0.9))
+    epochs: int = dataclasses.field(metadata=rule(low=0, high=1000))
+    lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))  # the CLIP encoders; 0 freezes them
+    head_lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True))
+    batch_size: int = dataclasses.field(metadata=rule(low=2, high=4096))
+    temperature: float = dataclasses.field(metadata=rule(low=0.0, high=10.0, low_open=True))
+    weight_decay: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))
+    warmup_steps: int = dataclasses.field(metadata=rule(low=0))
+    grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
+    rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateSettings:
+    ks: list[int]
+    plot_max_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
+    chunk_size: int = dataclasses.field(metadata=rule(low=1))
+    batch_size: int = dataclasses.field(metadata=rule(low=1))
+    queries: list[str]
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings,
+    "model": ModelSettings,
+    "text": TextSettings,
+    "image": ImageSettings,
+    "split": SplitSettings,
+    "train_baseline": TrainSettings,
+    "finetune": TrainSettings,
+    "xattn": XattnSettings,
+    "evaluate": EvaluateSettings,
+}
+TOP_LEVEL_SCALARS = {"seed": int}
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml with a YAML 1.2 loader and reject unknown top-level keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run from the repository root, where params.yaml lives")
+    params = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    known = set(SECTIONS) | set(TOP_LEVEL_SCALARS)
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    return params
+
+
+def seed(params: dict[str, Any]) -> int:
+    """The global seed (42 in the report), validated."""
+    return _coerce("seed", params.get("seed", _MISSING), int)
+
+
+def section(params: dict[str, Any], name: str) -> Any:
+    """The validated settings object of one params.yaml section."""
+    if name not in SECTIONS:
+        raise ConfigError(f"no such params section {name!r}; known: {sorted(SECTIONS)}")
+    return _build(SECTIONS[name], params.get(name, _MISSING), name)
+
+
+_MISSING = object()
+
+
+def _build(cls: type, raw: Any, key: str) -> Any:
+    if raw is _MISSING:
+        raise ConfigError(f"params.yaml: section {key} is missing")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params.yaml: {key} must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
+                          f"known keys of {key}: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _value(f"{key}.{name}", raw.get(name, _MISSING), hints[name], f.metadata)
+              for name, f in fields.items()}
+    return cls(**values)
+
+
+def _value(key: str, raw: Any, hint: Any, meta: Any) -> Any:
+    if raw is _MISSING:
+        raise ConfigError(f"params.yaml: {key} is missing")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, raw, key)
+    if typing.get_origin(hint) is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"params.yaml: {key} must be a non-empty list, got {raw!r}")
+        return [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(raw)]
+    value = _coerce(key, raw, hint)
+    _check_rule(key, value, meta)
+    return value
+
+
+def _coerce(key: str, raw: Any, kind: type) -> Any:
+    """Accept the value if it is of the right kind; numbers written as strings are parsed."""
+    if raw is _MISSING:
+        raise ConfigError(f"params.yaml: {key} is missing")
+    if isinstance(raw, bool) and kind is not bool:
+        raise ConfigError(f"params.yaml: {key} must be a {kind.__name__}, got {raw!r}")
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"params.yaml: {key} must be a string, got {raw!r}")
+        return raw
+    if kind is int:
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if isinstance(raw, str):
+            raw = _parse_number(key, raw, kind)
+        if not isinstance(raw, int):
+            raise ConfigError(f"params.yaml: {key} must be an integer, got {raw!r}")
+        return raw
+    if kind is float:
+        if isinstance(raw, str):
+            raw = _parse_number(key, raw, kind)
+        if not isinstance(raw, (int, float)):
+            raise ConfigError(f"params.yaml: {key} must be a number, got {raw!r}")
+        return float(raw)
+    raise TypeError(f"unsupported settings type {kind} for {key}")  # a programming error, not user input
+
+
+def _parse_number(key: str, text: str, kind: type) -> int | float:
+    try:
+        return kind(text) if kind is int else float(text)
+    except ValueError:
+        raise ConfigError(f"params.yaml: {key} must be a {kind.__name__}, got {text!r}") from None
+
+
+def _check_rule(key: str, value: Any, meta: Any) -> None:
+    if not meta:
+        return
+    choices = meta["choices"]
+    if choices is not None and value not in choices:
+        raise ConfigError(f"params.yaml: {key} is {value!r}; allowed values: {', '.join(choices)}")
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value <= low if meta["low_open"] else value < low):
+        bound = f"> {low}" if meta["low_open"] else f">= {low}"
+        raise ConfigError(f"params.yaml: {key} is {value!r}; it must be {bound}")
+    if high is not None and value > high:
+        raise ConfigError(f"params.yaml: {key} is {value!r}; it must be <= {high}")
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys (finetune.lr) for MLflow, whose params are flat."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+

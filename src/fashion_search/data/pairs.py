@@ -1,0 +1,115 @@
+"""Image-caption pairs: built from the raw layout where the data enters, and the Parquet contract.
+
+Pairs Parquet columns: image (file name), item_id, caption, input_ids, n_tokens,
+truncated. The split adds nothing but rows. Bad data is counted here, where it
+enters, and reported in metrics/data.json; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fashion_search.atomic import atomic_path
+from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_image_name
+from fashion_search.images import is_readable
+
+PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+class MissingInputError(FileNotFoundError):
+    """An input a stage needs is absent; the message names the stage that makes it."""
+
+
+@dataclass
+class DataCounts:
+    images: int = 0
+    captions: int = 0
+    pairs: int = 0
+    images_without_caption: int = 0
+    captions_without_image: int = 0
+    unreadable_images: int = 0
+    empty_captions: int = 0
+    non_text_captions: int = 0
+    duplicate_caption_keys: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def require(path: Path, made_by: str) -> Path:
+    """Fail early, and say which stage writes the missing input."""
+    if not path.exists():
+        raise MissingInputError(f"{path} does not exist: it is written by the '{made_by}' stage "
+                                f"(run `dvc repro {made_by}`)")
+    return path
+
+
+def read_captions(root: Path, counts: DataCounts) -> dict[str, str]:
+    """captions.json as file name -> non-empty caption, counting what had to be left out."""
+    path = require(root / CAPTIONS_FILE, "download")
+
+    def keep_last_counting_duplicates(items: list[tuple[str, object]]) -> dict[str, object]:
+        counts.duplicate_caption_keys += len(items) - len({key for key, _ in items})
+        return dict(items)
+
+    raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=keep_last_counting_duplicates)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must be a JSON object mapping image file name to caption")
+    captions: dict[str, str] = {}
+    for name, caption in raw.items():
+        if not isinstance(caption, str):
+            counts.non_text_captions += 1
+        elif not caption.strip():
+            counts.empty_captions += 1
+        else:
+            captions[name] = " ".join(caption.split())
+    counts.captions = len(raw)
+    return captions
+
+
+def build_pairs(root: Path) -> tuple[pd.DataFrame, DataCounts]:
+    """Every readable image that has a caption, sorted by file name so that order is reproducible."""
+    counts = DataCounts()
+    images_dir = require(root / IMAGES_DIR, "download")
+    captions = read_captions(root, counts)
+    names = sorted(p.name for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    counts.images = len(names)
+    present = set(names)
+    counts.captions_without_image = sum(1 for name in captions if name not in present)
+    rows = []
+    for name in names:
+        if name not in captions:
+            counts.images_without_caption += 1
+        elif not is_readable(images_dir / name):
+            counts.unreadable_images += 1
+        else:
+            rows.append({"image": name, "item_id": item_id_from_image_name(name), "caption": captions[name]})
+    counts.pairs = len(rows)
+    if not rows:
+        raise ValueError(f"no usable image-caption pairs under {root}: {counts.as_dict()}")
+    return pd.DataFrame(rows, columns=["image", "item_id", "caption"]), counts
+
+
+def write_pairs(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet with the pairs schema, written atomically."""
+    table = pa.Table.from_pandas(frame[PAIR_COLUMNS], preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_pairs(path: Path, made_by: str) -> pd.DataFrame:
+    """Read a pairs file and check its columns, so a stale or foreign file fails loudly."""
+    frame = pq.read_table(require(path, made_by)).to_pandas()
+    missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; rerun the '{made_by}' stage")
+    if frame.empty:
+        raise ValueError(f"{path} has no rows; check the '{made_by}' stage's output and data/raw")
+    return frame.reset_index(drop=True)

@@ -1,0 +1,73 @@
+"""Decode, fit and resize images once into a uint8 tensor that training and evaluation reuse.
+
+DeepFashion-MultiModal pictures are full-body portraits; CLIP's centre crop of a
+portrait cuts off the head and the feet (hats, shoes, trouser length), so
+`image.fit: pad` pads to a square first. The resize and crop follow the model's
+own image processor settings, so a pretrained CLIP sees what it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+PAD_COLOUR = (255, 255, 255)  # studio backgrounds in DeepFashion are light
+
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """What a model's image processor asks for: square size, and normalisation."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_processor(cls, processor) -> "PixelSpec":
+        crop = getattr(processor, "crop_size", None)
+        size = crop.height if crop is not None and crop.height else processor.size.shortest_edge
+        return cls(int(size), tuple(processor.image_mean), tuple(processor.image_std))
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, S, S) -> the float input CLIP expects."""
+        mean = torch.tensor(self.mean, device=pixels.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=pixels.device).view(1, 3, 1, 1)
+        return (pixels.float() / 255.0 - mean) / std
+
+
+def fit_image(image: Image.Image, size: int, fit: str) -> Image.Image:
+    """Square `size`×`size` RGB: padded (whole figure kept) or centre-cropped (CLIP's default)."""
+    image = image.convert("RGB")
+    if fit == "pad":
+        return ImageOps.pad(image, (size, size), method=Image.Resampling.BICUBIC, color=PAD_COLOUR)
+    return ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
+
+
+def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tensor:
+    """All images as uint8 (N, 3, S, S). The tokenize stage already dropped unreadable
+    images (and counted them), so one failing here means the data changed underneath."""
+    pixels = np.zeros((len(paths), spec.size, spec.size, 3), dtype=np.uint8)
+    for i, path in enumerate(tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None)):
+        try:
+            with Image.open(path) as image:
+                pixels[i] = np.asarray(fit_image(image, spec.size, fit))
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
+                             "(dvc repro -f -s tokenize, then dvc repro)") from error
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def is_readable(path: Path) -> bool:
+    """Whether the image decodes fully (a truncated JPEG passes Image.open but not load)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False

@@ -1,0 +1,135 @@
+"""CLIP checkpoints: the small default built here, pretrained ones, and one directory format.
+
+A checkpoint directory holds the model (safetensors), its tokenizer, its image
+processor and `fashion_search.json` saying what it was made from; `load_checkpoint`
+is the only way any stage or the search service opens one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+# The PIL image processor: the default one needs torchvision, which this project does not depend on.
+from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerBase
+from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+from transformers.utils import logging as hf_logging
+
+from fashion_search.config import TinyModelSettings
+from fashion_search.images import PixelSpec
+from fashion_search.text import load_tokenizer
+
+# Loading a small checkpoint is instant; per-file progress bars in stage logs are noise.
+hf_logging.disable_progress_bar()
+
+INFO_FILE = "fashion_search.json"
+TINY = "tiny"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model that cannot be loaded; the message says what to do."""
+
+
+@dataclass
+class Checkpoint:
+    model: CLIPModel
+    tokenizer: PreTrainedTokenizerBase
+    processor: CLIPImageProcessor
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pixel_spec(self) -> PixelSpec:
+        return PixelSpec.from_processor(self.processor)
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return self.tokenizer.eos_token_id if pad is None else pad
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+        (directory / INFO_FILE).write_text(json.dumps(self.info, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def tiny_config(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> CLIPConfig:
+    """A small CLIP for CPU: same architecture family as ViT-B/32, a fraction of its width and depth."""
+    width = settings.embed_dim
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=4 * width,
+        num_hidden_layers=settings.layers, num_attention_heads=settings.heads,
+        max_position_embeddings=max_tokens, projection_dim=width,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    vision = dict(
+        hidden_size=width, intermediate_size=4 * width, num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads, image_size=settings.image_size,
+        patch_size=settings.patch_size, projection_dim=width,
+    )
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=width)
+
+
+def tiny_processor(image_size: int) -> CLIPImageProcessor:
+    return CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD),
+    )
+
+
+def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, max_tokens: int, seed: int) -> Checkpoint:
+    """A randomly initialised small CLIP (seeded), with the project's own tokenizer."""
+    if settings.embed_dim % settings.heads:
+        raise ValueError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
+                         f"model.tiny.heads ({settings.heads})")
+    if settings.image_size % settings.patch_size:
+        raise ValueError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
+                         f"model.tiny.patch_size ({settings.patch_size})")
+    torch.manual_seed(seed)
+    model = CLIPModel(tiny_config(settings, tokenizer, max_tokens))
+    return Checkpoint(model, tokenizer, tiny_processor(settings.image_size), {"trained_from": "scratch"})
+
+
+def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
+    """A Hugging Face CLIP id or a save_pretrained directory, as it is."""
+    try:
+        model = CLIPModel.from_pretrained(name)
+        processor = CLIPImageProcessor.from_pretrained(name)
+        tokenizer = load_tokenizer(tokenizer_dir or name)
+    except OSError as error:
+        raise ModelNotFoundError(
+            f"model.name={name!r} could not be loaded ({error.__class__.__name__}). Without network access "
+            "(or with HF_HUB_OFFLINE=1) a model must already be in the Hugging Face cache: set model.name to a "
+            "local directory saved with save_pretrained, or to 'tiny' for the small model built here."
+        ) from error
+    return Checkpoint(model, tokenizer, processor, {"trained_from": name})
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Open a checkpoint directory written by `Checkpoint.save`."""
+    directory = Path(directory)
+    info_path = directory / INFO_FILE
+    if not info_path.is_file():
+        raise ModelNotFoundError(f"{directory} is not a fashion-search checkpoint (no {INFO_FILE}); "
+                                 "run the stage that writes it (dvc repro)")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    model = CLIPModel.from_pretrained(directory)
+    processor = CLIPImageProcessor.from_pretrained(directory)
+    return Checkpoint(model.eval(), load_tokenizer(directory), processor, info)
+
+
+def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Projected image embeddings (not normalised)."""
+    return model.get_image_features(pixel_values=pixel_values).pooler_output
+
+
+def text_embeddings(model: CLIPModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Projected text embeddings (not normalised)."""
+    return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output

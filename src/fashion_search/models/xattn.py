@@ -1,0 +1,122 @@
+"""The report's cross-modal attention model, built as an honest pair scorer.
+
+Each (image, text) pair becomes one sequence [CLS_img, image, CLS_txt, text] of
+L2-normalised CLIP embeddings, with zero-initialised CLS tokens and positional
+encodings, through a 6-layer, 8-head transformer encoder. The two output CLS
+tokens go through a feed-forward network and the score is the cosine of the two
+resulting representations. A pair's score depends on that pair alone, so it can
+only be used to re-rank candidates that the dual encoder retrieved.
+
+One change from the report, for stability: the feed-forward output is added to
+the modality's own embedding and its last layer starts at zero, so an untrained
+scorer equals the dual encoder's cosine and training can only move away from a
+sound starting point, never from a random one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fashion_search.models.clip import Checkpoint, ModelNotFoundError, load_checkpoint
+
+SCORER_WEIGHTS = "scorer.safetensors"
+SCORER_CONFIG = "scorer.json"
+ENCODER_DIR = "clip"
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    dim: int
+    layers: int
+    heads: int
+    dropout: float
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The fixed positional encodings of 'Attention is all you need'."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
+class CrossModalScorer(nn.Module):
+    """Scores (image, text) pairs; both inputs are CLIP embeddings of the same width."""
+
+    def __init__(self, config: ScorerConfig) -> None:
+        super().__init__()
+        if config.dim % config.heads:
+            raise ValueError(f"xattn.heads ({config.heads}) must divide the embedding width ({config.dim})")
+        self.config = config
+        self.cls_image = nn.Parameter(torch.zeros(config.dim))
+        self.cls_text = nn.Parameter(torch.zeros(config.dim))
+        self.register_buffer("positions", sinusoidal_positions(4, config.dim), persistent=False)
+        layer = nn.TransformerEncoderLayer(config.dim, config.heads, 4 * config.dim, config.dropout,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, 4 * config.dim), nn.GELU(),
+                                  nn.Linear(4 * config.dim, config.dim))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """Scores of aligned pairs: (P, D) images and (P, D) texts -> (P,) cosines."""
+        image = F.normalize(image_embeds, dim=-1)
+        text = F.normalize(text_embeds, dim=-1)
+        pairs = image.shape[0]
+        sequence = torch.stack([self.cls_image.expand(pairs, -1), image,
+                                self.cls_text.expand(pairs, -1), text], dim=1) + self.positions
+        hidden = self.encoder(sequence)
+        image_out = F.normalize(image + self.head(hidden[:, 0]), dim=-1)
+        text_out = F.normalize(text + self.head(hidden[:, 2]), dim=-1)
+        return (image_out * text_out).sum(dim=-1)
+
+    def score_matrix(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """Every image against every text: (B, D), (T, D) -> (B, T), images as rows."""
+        rows, cols = image_embeds.shape[0], text_embeds.shape[0]
+        image = image_embeds.repeat_interleave(cols, dim=0)
+        text = text_embeds.repeat(rows, 1)
+        return self.forward(image, text).view(rows, cols)
+
+
+def new_scorer(dim: int, layers: int, heads: int, dropout: float, seed: int) -> CrossModalScorer:
+    """A freshly initialised scorer; seeded so that reruns start from the same weights."""
+    torch.manual_seed(seed)
+    return CrossModalScorer(ScorerConfig(dim=dim, layers=layers, heads=heads, dropout=dropout))
+
+
+@dataclass
+class XattnModel:
+    """The dual encoder that retrieves, and the pair scorer that re-ranks its top candidates."""
+
+    encoder: Checkpoint
+    scorer: CrossModalScorer
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder.save(directory / ENCODER_DIR)
+        save_file(self.scorer.state_dict(), str(directory / SCORER_WEIGHTS))
+        (directory / SCORER_CONFIG).write_text(json.dumps(asdict(self.scorer.config), indent=2), encoding="utf-8")
+
+
+def load_xattn(directory: str | Path) -> XattnModel:
+    """Open a directory written by `XattnModel.save` (safetensors and JSON only, nothing unpickled)."""
+    directory = Path(directory)
+    config_path = directory / SCORER_CONFIG
+    if not config_path.is_file():
+        raise ModelNotFoundError(f"{directory} is not a cross-modal attention model (no {SCORER_CONFIG}); "
+                                 "run `dvc repro train_xattn`")
+    config = ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8")))
+    scorer = CrossModalScorer(config)
+    scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
+    return XattnModel(load_checkpoint(directory / ENCODER_DIR), scorer.eval())

@@ -1,0 +1,113 @@
+"""MLflow: where runs go, what every run carries, and logging that does not slow training.
+
+Default store: SQLite at the repository root with artifacts beside it, so that
+`mlflow ui` started there shows every run, including those of `dvc exp run --queue`.
+MLFLOW_TRACKING_URI overrides it (a shared tracking server, say).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fashion_search.config import flatten
+from fashion_search.paths import project_root
+
+EXPERIMENT = "fashion-search"
+DB_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the SQLite store at the repository root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / DB_FILE}"
+
+
+def git_commit(root: Path) -> str:
+    """The commit the code came from; 'unknown' outside a git repository."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _ensure_experiment(mlflow: Any, name: str) -> str:
+    """Create the experiment with its artifacts beside the store (not in the run's working copy)."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = (project_root() / ARTIFACTS_DIR).as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another stage created it in the meantime
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+@contextmanager
+def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
+    """An MLflow run for one stage, with all params (flattened) and provenance tags."""
+    import mlflow  # imported here: it costs seconds and only tracked stages need it
+
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment_id = _ensure_experiment(mlflow, EXPERIMENT)
+    exp_name = os.environ.get("DVC_EXP_NAME", "")
+    tags = {
+        "stage": stage,
+        "git_commit": git_commit(project_root()),
+        "dvc_exp_name": exp_name,
+        "mlflow.source.git.commit": git_commit(project_root()),
+    }
+    run_name = f"{exp_name}:{stage}" if exp_name else stage
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params({k: _param_value(v) for k, v in flatten(params).items()})
+        yield RunLogger(mlflow, run.info.run_id)
+
+
+def _param_value(value: Any) -> str:
+    """MLflow params are strings of at most 6,000 characters."""
+    return str(value)[:6000]
+
+
+class RunLogger:
+    """Logs metrics in batches: one database write per call, not one per number."""
+
+    def __init__(self, mlflow: Any, run_id: str) -> None:
+        self._mlflow = mlflow
+        self.run_id = run_id
+
+    def log_series(self, name: str, values: Sequence[float], first_step: int = 0) -> None:
+        """A curve (loss per step) in as few writes as the store allows."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(name, float(v), now, first_step + i) for i, v in enumerate(values)]
+        client = self._mlflow.tracking.MlflowClient()
+        for start in range(0, len(metrics), 1000):  # the REST API caps a batch at 1,000 metrics
+            client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | Path) -> None:
+        self._mlflow.log_artifact(str(path))
+
+
+class LossCurve:
+    """An epoch callback for the training loops: logs each epoch's step losses as they come."""
+
+    def __init__(self, logger: RunLogger, name: str = "train_loss") -> None:
+        self.logger, self.name, self.steps = logger, name, 0
+
+    def __call__(self, epoch: int, losses: list[float]) -> None:
+        self.logger.log_series(self.name, losses, first_step=self.steps)
+        self.steps += len(losses)
+        self.logger.log_metrics({"epoch_loss": sum(losses) / len(losses)}, step=epoch)

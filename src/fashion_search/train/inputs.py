@@ -1,0 +1,21 @@
+"""Training and evaluation inputs from a pairs file: pixels decoded once, token ids as lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fashion_search.data.layout import IMAGES_DIR
+from fashion_search.images import PixelSpec, load_pixels
+
+
+def pair_pixels(pairs: pd.DataFrame, raw: Path, spec: PixelSpec, fit: str) -> torch.Tensor:
+    """uint8 (N, 3, S, S) for the pairs' images, fitted as `image.fit` says."""
+    return load_pixels([raw / IMAGES_DIR / name for name in pairs["image"]], spec, fit)
+
+
+def pair_token_ids(pairs: pd.DataFrame) -> list[list[int]]:
+    """The truncated token ids written by the tokenize stage."""
+    return [list(map(int, ids)) for ids in pairs["input_ids"]]

@@ -1,0 +1,97 @@
+"""The training loop shared by train_baseline (tiny model), finetune and train_xattn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from fashion_search.config import TrainSettings
+from fashion_search.models.clip import Checkpoint, image_embeddings, text_embeddings
+from fashion_search.text import pad_batch
+from fashion_search.train.loss import ContrastiveLoss
+
+EpochCallback = Callable[[int, list[float]], None]
+BatchLoss = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how hard to train: the part of the settings every loop shares."""
+
+    epochs: int
+    batch_size: int
+    warmup_steps: int
+    schedule: str
+    weight_decay: float
+    grad_clip: float
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches; the last partial batch is dropped when there is more than one,
+    because a contrastive batch of a few pairs has almost no negatives."""
+    order = torch.randperm(n, generator=generator)
+    full = n // batch_size
+    if full == 0:
+        yield order
+        return
+    for start in range(0, full * batch_size, batch_size):
+        yield order[start:start + batch_size]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, n // batch_size)
+
+
+def optimise(batch_loss: BatchLoss, groups: list[dict], n: int, plan: Schedule, seed: int,
+             desc: str, on_epoch: EpochCallback | None = None) -> list[float]:
+    """AdamW (the report's optimiser) with linear warm-up then constant or cosine decay,
+    gradient clipping, and one host synchronisation per epoch; returns every step's loss."""
+    total = plan.epochs * steps_per_epoch(n, plan.batch_size)
+    optimizer = torch.optim.AdamW(groups, weight_decay=plan.weight_decay)
+    name = "cosine" if plan.schedule == "cosine" else "constant_with_warmup"
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=plan.warmup_steps, num_training_steps=max(total, 1))
+    parameters = [p for group in groups for p in group["params"]]
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    with tqdm(total=total, desc=desc, unit="step", mininterval=1.0, disable=None) as progress:
+        for epoch in range(plan.epochs):
+            epoch_losses = []
+            for index in batches(n, plan.batch_size, generator):
+                loss = batch_loss(index)
+                loss.backward()
+                if plan.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(parameters, plan.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                epoch_losses.append(loss.detach())
+                progress.update()
+            values = torch.stack(epoch_losses).tolist()
+            losses.extend(values)
+            if on_epoch is not None:
+                on_epoch(epoch, values)
+    return losses
+
+
+def train_contrastive(checkpoint: Checkpoint, pixels: torch.Tensor, token_ids: Sequence[Sequence[int]],
+                      settings: TrainSettings, seed: int, on_epoch: EpochCallback | None = None) -> list[float]:
+    """Train both CLIP towers with symmetric InfoNCE at a fixed temperature."""
+    torch.manual_seed(seed)
+    model, spec = checkpoint.model.train(), checkpoint.pixel_spec
+    loss_fn = ContrastiveLoss(settings.temperature)
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        ids, mask = pad_batch([token_ids[i] for i in index.tolist()], checkpoint.pad_id)
+        image = image_embeddings(model, spec.normalise(pixels[index]))
+        return loss_fn(image, text_embeddings(model, ids, mask))
+
+    plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
+                    settings.weight_decay, settings.grad_clip)
+    groups = [{"params": list(model.parameters()), "lr": settings.lr}]
+    losses = optimise(batch_loss, groups, len(token_ids), plan, seed, "train", on_epoch)
+    model.eval()
+    return losses

@@ -1,0 +1,51 @@
+"""Stage train_baseline: the pretrained CLIP as it is (zero-shot), or the tiny CLIP trained from scratch."""
+
+import argparse
+from pathlib import Path
+
+from fashion_search.atomic import atomic_path
+from fashion_search.config import load_params, section, seed
+from fashion_search.data.pairs import read_pairs, require
+from fashion_search.models.clip import TINY, build_tiny, load_pretrained
+from fashion_search.stage import run, write_json
+from fashion_search.text import load_tokenizer
+from fashion_search.tracking import LossCurve, start_run
+from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.train.loop import train_contrastive
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    model, text, image = section(params, "model"), section(params, "text"), section(params, "image")
+    settings, global_seed = section(params, "train_baseline"), seed(params)
+    pairs = read_pairs(args.train, "split")
+    tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
+
+    tracked = {"seed": global_seed, "model": params["model"], "text": params["text"], "image": params["image"],
+               "train_baseline": params["train_baseline"]}
+    with start_run("train_baseline", tracked) as logger:
+        if model.name == TINY:
+            checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)
+            pixels = pair_pixels(pairs, args.raw, checkpoint.pixel_spec, image.fit)
+            losses = train_contrastive(checkpoint, pixels, pair_token_ids(pairs), settings, global_seed,
+                                       LossCurve(logger))
+        else:
+            checkpoint, losses = load_pretrained(model.name, args.tokenizer), []
+        checkpoint.info.update(stage="train_baseline", image_fit=image.fit, max_tokens=text.max_tokens)
+        summary = {"steps": len(losses), "final_loss": losses[-1] if losses else None,
+                   "trained_from": checkpoint.info["trained_from"]}
+        logger.log_metrics({"final_loss": losses[-1]} if losses else {})
+        with atomic_path(args.out) as tmp:
+            checkpoint.save(tmp)
+        write_json(args.metrics, summary)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,46 @@
+"""Stage train_xattn: the cross-modal attention pair scorer over the fine-tuned CLIP's embeddings."""
+
+import argparse
+from pathlib import Path
+
+from fashion_search.atomic import atomic_path
+from fashion_search.config import load_params, section, seed
+from fashion_search.data.pairs import read_pairs, require
+from fashion_search.models.clip import load_checkpoint
+from fashion_search.models.xattn import XattnModel, new_scorer
+from fashion_search.stage import run, write_json
+from fashion_search.tracking import LossCurve, start_run
+from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.train.xattn import train_xattn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--finetuned", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
+    pairs = read_pairs(args.train, "split")
+    encoder = load_checkpoint(require(args.finetuned, "finetune"))
+
+    tracked = {"seed": global_seed, "image": params["image"], "xattn": params["xattn"]}
+    with start_run("train_xattn", tracked) as logger:
+        pixels = pair_pixels(pairs, args.raw, encoder.pixel_spec, image.fit)
+        scorer = new_scorer(encoder.model.config.projection_dim, settings.layers, settings.heads,
+                            settings.dropout, global_seed)
+        xattn = XattnModel(encoder, scorer)
+        losses = train_xattn(xattn, pixels, pair_token_ids(pairs), settings, global_seed, LossCurve(logger))
+        encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned))
+        if losses:
+            logger.log_metrics({"final_loss": losses[-1]})
+        with atomic_path(args.out) as tmp:
+            xattn.save(tmp)
+        write_json(args.metrics, {"steps": len(losses), "final_loss": losses[-1] if losses else None})
+
+
+if __name__ == "__main__":
+    run(main)
