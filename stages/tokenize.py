@@ -7,7 +7,8 @@ from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.stage import run, write_json
-from fashion_search.tokenize import tokenize_pairs, tokenizer_for
+from fashion_search.text import build_tokenizer
+from fashion_search.tokenize import pretrained_tokenizer, tokenize_pairs
 
 
 def main() -> None:
@@ -21,8 +22,10 @@ def main() -> None:
     params = load_params()
     model, text = section(params, "model"), section(params, "text")
 
+    tokenizer = pretrained_tokenizer(model)
     pairs, counts = build_pairs(args.raw)
-    tokenizer = tokenizer_for(model, text, pairs["caption"])
+    if tokenizer is None:
+        tokenizer = build_tokenizer(pairs["caption"], model.tiny.vocab_size, text.max_tokens)
     pairs, summary = tokenize_pairs(pairs, tokenizer, text.max_tokens)
 
     with atomic_path(args.tokenizer_out) as tmp:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from fashion_search.config import ModelSettings, TextSettings
 from fashion_search.models.clip import TINY, ModelNotFoundError
-from fashion_search.text import build_tokenizer, encode, load_tokenizer
+from fashion_search.text import encode, load_tokenizer
 
 
-def tokenizer_for(model: ModelSettings, text: TextSettings, captions: Iterable[str]) -> PreTrainedTokenizerBase:
-    """The small model gets a BPE trained on the captions here; a pretrained CLIP keeps its own."""
+def pretrained_tokenizer(model: ModelSettings) -> PreTrainedTokenizerBase | None:
+    """A pretrained CLIP's own tokenizer, checked before any work; None for the tiny model,
+    whose tokenizer is trained on the captions (`build_tokenizer`)."""
     if model.name == TINY:
-        return build_tokenizer(captions, model.tiny.vocab_size, text.max_tokens)
+        return None
     try:
         return load_tokenizer(model.name)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise ModelNotFoundError(
             f"model.name={model.name!r}: its tokenizer could not be loaded ({error.__class__.__name__}). "
             "Offline, use a local directory saved with save_pretrained, or model.name: tiny."

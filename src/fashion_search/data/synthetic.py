@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from fashion_search.data.labels import (
     FABRIC,
     LOWER_LENGTH,
+    NECKLINE,
     PATTERN,
     SHAPE_COLUMNS,
     SLEEVE_LENGTH,
@@ -69,7 +70,9 @@ _METAL: RGB = (212, 172, 48)
 # A unit of pattern size: pixels of a person drawn 192 pixels tall.
 _PATTERN_UNIT = 192.0
 
-# How often an item has 0, 1, ... 5 views; ~3.6 on average, as in the real set.
+# The real set numbers its views like this: ..._1_front.jpg, ..._7_additional.jpg.
+_VIEW_NUMBER = {"front": 1, "side": 2, "back": 3, "full": 4, "additional": 7}
+# How often an item has 0, 1, ... 5 views: 3.65 on average, so 700 items give ~2,500 images.
 _VIEW_COUNT_WEIGHTS = (0, 0, 15, 30, 30, 25)
 
 
@@ -87,12 +90,14 @@ class Look:
     outer_colours: tuple[str, str]
     accessory_colour: str
     skirt: bool
+    one_piece: bool  # a dress or jumpsuit: upper and lower are one garment with one texture
     skin: RGB
     hair: RGB
     long_hair: bool
     texture_seed: int
 
     def code(self, column: str) -> int:
+        """A shape label by column name (see labels.SHAPE_COLUMNS)."""
         return self.labels.shape_code(column)
 
 
@@ -123,13 +128,15 @@ class Item:
 
     def image_names(self) -> list[str]:
         return [
-            image_name(self.gender, self.category, self.number, self.outfit, VIEWS.index(v.view) + 1, v.view)
+            image_name(self.gender, self.category, self.number, self.outfit, _VIEW_NUMBER[v.view], v.view)
             for v in self.views
         ]
 
 
 @dataclass(frozen=True)
 class SyntheticSummary:
+    """What was written, for the stage's log and metrics."""
+
     n_items: int
     n_images: int
     n_captions: int
@@ -146,7 +153,7 @@ _SLEEVE_WEIGHTS = {
 }  # fmt: skip
 _DEFAULT_SLEEVE = (25, 30, 20, 25)
 
-# Lower length weights, index = code; None means the lower garment is drawn as a skirt.
+# Category -> (lower garment style, lower length weights by code); unlisted categories may draw either style.
 _LOWER_BY_CATEGORY = {
     "Dresses": ("skirt", (20, 30, 25, 25)), "Skirts": ("skirt", (25, 30, 25, 20)),
     "Pants": ("trousers", (0, 0, 30, 70)), "Leggings": ("trousers", (0, 0, 25, 75)),
@@ -161,7 +168,7 @@ _OUTER_FABRIC = {"Cardigans": (0, 20, 0, 12, 68, 0, 0), "default": (25, 20, 25, 
 _UPPER_PATTERN = (12, 12, 14, 28, 12, 10, 12)
 _LOWER_PATTERN = (10, 5, 10, 48, 11, 6, 10)
 _NECKLINE = {"shirt": (15, 5, 15, 15, 50), "knit": (15, 5, 50, 30, 0), "default": (25, 15, 35, 10, 15)}
-ONE_PIECE = ("Dresses", "Rompers_Jumpsuits")
+_ONE_PIECE = ("Dresses", "Rompers_Jumpsuits")
 _OUTER_CATEGORIES = ("Cardigans", "Jackets_Vests", "Jackets_Coats")
 
 
@@ -182,7 +189,7 @@ def _draw_textures(category: str, rng: np.random.Generator) -> tuple[tuple[int, 
         fabric[1] = FABRIC.index("knitted") if rng.random() < 0.5 else FABRIC.index("cotton")
     if category == "Graphic_Tees":
         pattern[0] = PATTERN.index("graphic")
-    if category in ONE_PIECE:
+    if category in _ONE_PIECE:
         fabric[1], pattern[1] = fabric[0], pattern[0]
     if category in _OUTER_CATEGORIES or rng.random() < 0.07:
         fabric[2] = _weighted(rng, _OUTER_FABRIC.get(category, _OUTER_FABRIC["default"]))
@@ -190,7 +197,9 @@ def _draw_textures(category: str, rng: np.random.Generator) -> tuple[tuple[int, 
     return tuple(fabric), tuple(pattern)
 
 
-def _draw_shape(category: str, gender: str, has_outer: bool, rng: np.random.Generator) -> tuple[tuple[int, ...], bool]:
+def _draw_shape(
+    category: str, gender: str, has_outer: bool, rng: np.random.Generator
+) -> tuple[tuple[int, ...], bool]:
     """Shape codes in SHAPE_COLUMNS order, and whether the lower garment is a skirt."""
     sleeve = _weighted(rng, _SLEEVE_WEIGHTS.get(category, _DEFAULT_SLEEVE))
     style, length_weights = _LOWER_BY_CATEGORY.get(category, (None, _DEFAULT_LENGTH))
@@ -199,8 +208,9 @@ def _draw_shape(category: str, gender: str, has_outer: bool, rng: np.random.Gene
     neck_kind = "knit" if category in ("Sweaters", "Sweatshirts_Hoodies") else neck_kind
     neckline = _weighted(rng, _NECKLINE[neck_kind])
     if sleeve == 0 and gender == "WOMEN" and not has_outer and rng.random() < 0.4:
-        neckline = 5  # suspenders: straps only go with sleeveless tops
-    crop = category in ("Tees_Tanks", "Graphic_Tees", "Blouses_Shirts") and gender == "WOMEN" and rng.random() < 0.2
+        neckline = NECKLINE.index("suspenders")  # straps only go with sleeveless tops
+    crop_top = category in ("Tees_Tanks", "Graphic_Tees", "Blouses_Shirts") and gender == "WOMEN"
+    crop = crop_top and rng.random() < 0.2
     codes = {
         "sleeve_length": sleeve,
         "lower_length": _weighted(rng, length_weights),
@@ -213,7 +223,7 @@ def _draw_shape(category: str, gender: str, has_outer: bool, rng: np.random.Gene
         "waist_accessories": int(rng.random() < 0.15),
         "neckline": neckline,
         "cardigan": 0 if has_outer else 1,
-        "covers_navel": 0 if crop and category not in ONE_PIECE else 1,
+        "covers_navel": 0 if crop else 1,
     }
     return tuple(codes[column] for column in SHAPE_COLUMNS), skirt
 
@@ -231,8 +241,8 @@ def draw_look(gender: str, category: str, rng: np.random.Generator) -> Look:
     fabric, pattern = _draw_textures(category, rng)
     shape, skirt = _draw_shape(category, gender, fabric[2] != FABRIC.index("NA"), rng)
     upper = _garment_colours(fabric[0], rng)
-    lower = upper if category in ONE_PIECE else _garment_colours(fabric[1], rng)
-    outer = _garment_colours(fabric[2] if fabric[2] < 7 else 1, rng)
+    lower = upper if category in _ONE_PIECE else _garment_colours(fabric[1], rng)
+    outer = _garment_colours(fabric[2] if fabric[2] != FABRIC.index("NA") else FABRIC.index("cotton"), rng)
     return Look(
         gender=gender,
         labels=ImageLabels(shape=shape, fabric=fabric, pattern=pattern),
@@ -241,6 +251,7 @@ def draw_look(gender: str, category: str, rng: np.random.Generator) -> Look:
         outer_colours=outer,
         accessory_colour=COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))],
         skirt=skirt,
+        one_piece=category in _ONE_PIECE,
         skin=SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
         hair=HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
         long_hair=bool(rng.random() < (0.8 if gender == "WOMEN" else 0.1)),
@@ -324,7 +335,7 @@ def _upper_noun(category: str, look: Look, rng: np.random.Generator) -> str:
     choices = {
         "Tees_Tanks": ("T-shirt",), "Graphic_Tees": ("T-shirt",), "Shirts_Polos": ("shirt", "polo shirt"),
         "Blouses_Shirts": ("blouse", "shirt"),
-    }.get(category, ("T-shirt", "shirt", "top", "blouse") if look.gender == "WOMEN" else ("T-shirt", "shirt"))  # fmt: skip
+    }.get(category, ("T-shirt", "shirt", "top", "blouse") if look.gender == "WOMEN" else ("T-shirt", "shirt"))
     return choices[int(rng.integers(len(choices)))]
 
 
@@ -353,7 +364,7 @@ def _upper_sentences(look: Look, noun: str, subject: str, rng: np.random.Generat
     sleeve = SLEEVE_LENGTH[look.code("sleeve_length")]
     fabric, pattern = FABRIC[look.labels.fabric[0]], PATTERN[look.labels.pattern[0]]
     colours = _colour_phrase(look.upper_colours, look.labels.pattern[0])
-    neckline = ("V-shape", "square", "round", "standing", "lapel", "suspenders")[look.code("neckline")]
+    neckline = NECKLINE[look.code("neckline")]
     pron, poss, _, person = _PRONOUNS[look.gender]
     templates = (
         f"{subject} wears a {sleeve} {colours} {noun} with {pattern} patterns. "
@@ -371,10 +382,11 @@ def _upper_sentences(look: Look, noun: str, subject: str, rng: np.random.Generat
     return text
 
 
-def _lower_sentences(look: Look, noun: str, one_piece: bool, subject: str, rng: np.random.Generator) -> str:
+def _lower_sentences(look: Look, noun: str, subject: str, rng: np.random.Generator) -> str:
     length = LOWER_LENGTH[look.code("lower_length")]
-    if one_piece:
-        return (f"The {noun} is of {length} length.", f"The {noun} reaches a {length} length.")[int(rng.integers(2))]
+    if look.one_piece:
+        templates = (f"The {noun} is of {length} length.", f"The {noun} reaches a {length} length.")
+        return templates[int(rng.integers(2))]
     fabric, pattern = FABRIC[look.labels.fabric[1]], PATTERN[look.labels.pattern[1]]
     colours = _colour_phrase(look.lower_colours, look.labels.pattern[1])
     plural = noun in _PLURAL_NOUNS
@@ -397,7 +409,8 @@ def _outer_sentence(look: Look, noun: str, rng: np.random.Generator) -> str:
     pron, poss = _PRONOUNS[look.gender][:2]
     templates = (
         f"{pron} also wears {_article(colours)} {colours} {noun} of {fabric} fabric with {pattern} patterns.",
-        f"{poss} outer clothing is {_article(colours)} {colours} {noun} of {fabric} fabric with {pattern} patterns.",
+        f"{poss} outer clothing is {_article(colours)} {colours} {noun} of {fabric} fabric "
+        f"with {pattern} patterns.",
     )
     return templates[int(rng.integers(len(templates)))]
 
@@ -405,12 +418,12 @@ def _outer_sentence(look: Look, noun: str, rng: np.random.Generator) -> str:
 def _accessory_sentences(look: Look, subject: str, rng: np.random.Generator) -> list[str]:
     _, _, obj, _ = _PRONOUNS[look.gender]
     colour = look.accessory_colour
-    neck_item = "scarf" if look.gender == "WOMEN" else "tie"
+    neck = "scarf" if look.gender == "WOMEN" else "tie"
     options = {
         "hat": (f"There is a hat on {obj} head.", f"{subject} wears {_article(colour)} {colour} hat."),
         "glasses": (f"{subject} wears glasses.", f"There are glasses on {obj} face."),
         "sunglasses": (f"{subject} wears sunglasses.", f"There are sunglasses on {obj} face."),
-        "neckwear": (f"There is an accessory on {obj} neck.", f"{subject} wears {_article(colour)} {colour} {neck_item}."),
+        "neckwear": (f"There is an accessory on {obj} neck.", f"{subject} wears {_article(colour)} {colour} {neck}."),
         "belt": (f"There is a belt around {obj} waist.", f"{subject} wears {_article(colour)} {colour} belt."),
         "socks": (f"{subject} wears socks.", f"{subject} is wearing a pair of socks."),
         "wrist": (f"There is an accessory on {obj} wrist.", f"{subject} wears a bracelet."),
@@ -433,10 +446,9 @@ def write_caption(category: str, look: Look, rng: np.random.Generator) -> str:
     """A caption in the real set's style, saying every labelled attribute and the colours."""
     subject, later_subject = (_SUBJECTS[look.gender][int(i)] for i in rng.integers(3, size=2))
     upper_noun = _upper_noun(category, look, rng)
-    one_piece = category in ONE_PIECE
-    lower_noun = upper_noun if one_piece else _lower_noun(category, look, rng)
+    lower_noun = upper_noun if look.one_piece else _lower_noun(category, look, rng)
     parts = [_upper_sentences(look, upper_noun, subject, rng)]
-    parts.append(_lower_sentences(look, lower_noun, one_piece, later_subject, rng))
+    parts.append(_lower_sentences(look, lower_noun, later_subject, rng))
     if look.code("cardigan") == 0:
         parts.append(_outer_sentence(look, _outer_noun(category, look, rng), rng))
     parts.extend(_accessory_sentences(look, _PRONOUNS[look.gender][0], rng))
@@ -499,7 +511,8 @@ def _limbs(view: ViewParams) -> tuple[list[_Limb], list[_Limb]]:
     for side, angle in zip((-1, 1), view.arm_angles):
         radians = math.radians(angle)
         start = (side * 0.1, 0.19)
-        arms.append(_Limb(start, (start[0] + side * 0.36 * math.sin(radians), 0.19 + 0.36 * math.cos(radians)), 0.052, 0.04))
+        hand = (start[0] + side * 0.36 * math.sin(radians), start[1] + 0.36 * math.cos(radians))
+        arms.append(_Limb(start, hand, 0.052, 0.04))
         reach = side * (_ANKLE - _HIP) * math.tan(math.radians(view.leg_spread))
         legs.append(_Limb((side * 0.052, _HIP), (side * 0.052 + reach, _ANKLE), 0.07, 0.045))
     return arms, legs
@@ -512,7 +525,8 @@ class _Canvas:
         width, height = size
         person = view.scale * height
         self.look, self.view = look, view
-        self.frame = _Frame(width * (0.5 + view.offset), (height - person) * 0.55, person, 0.62 if view.view == "side" else 1.0)
+        squeeze = 0.62 if view.view == "side" else 1.0
+        self.frame = _Frame(width * (0.5 + view.offset), (height - person) * 0.55, person, squeeze)
         self.arms, self.legs = _limbs(view)
         xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         unit = person / _PATTERN_UNIT
@@ -682,25 +696,29 @@ def _circle(frame: _Frame, centre: tuple[float, float], radius: float, squash: f
 
 
 def _draw_head(canvas: _Canvas) -> None:
+    """Drawn after the garments: from the back, long hair falls over them and hides the face."""
     frame, draw, look = canvas.frame, canvas.draw, canvas.look
-    head = frame.box(-0.052, 0.006, 0.052, 0.138)
+    draw.ellipse(frame.box(-0.052, 0.006, 0.052, 0.138), fill=look.hair)
     if not canvas.front:
-        draw.ellipse(head, fill=look.hair)
         if look.long_hair:
             draw.rounded_rectangle(frame.box(-0.066, 0.05, 0.066, 0.26), radius=6, fill=look.hair)
         return
-    draw.ellipse(head, fill=look.hair)
     draw.ellipse(frame.box(-0.046, 0.032, 0.046, 0.138), fill=look.skin)
-    eyes = (0.025,) if canvas.view.view == "side" else (-0.02, 0.02)
-    for x in eyes:
+    for x in (0.025,) if canvas.view.view == "side" else (-0.02, 0.02):
         draw.ellipse(_circle(canvas.frame, (x, 0.078), 0.008), fill=(40, 30, 30))
-    draw.line([frame.xy(-0.012, 0.112), frame.xy(0.012, 0.112)], fill=(150, 60, 60), width=max(1, round(frame.height / 110)))
+    mouth = [frame.xy(-0.012, 0.112), frame.xy(0.012, 0.112)]
+    draw.line(mouth, fill=(150, 60, 60), width=max(1, round(frame.height / 110)))
 
 
 def _draw_lower(canvas: _Canvas) -> None:
+    mask, draw = canvas.mask()
+    _lower_shape(canvas, draw)
+    canvas.paint(mask, 1, anchor=(-0.05, 0.62))
+
+
+def _lower_shape(canvas: _Canvas, draw: ImageDraw.ImageDraw) -> None:
     frame, look = canvas.frame, canvas.look
     length = look.code("lower_length")
-    mask, draw = canvas.mask()
     if look.skirt:
         hem = _SKIRT_HEM[length]
         flare = 0.105 + (hem - _WAIST) * 0.4
@@ -709,28 +727,31 @@ def _draw_lower(canvas: _Canvas) -> None:
         draw.polygon(frame.poly([(-0.105, _WAIST), (0.105, _WAIST), (0.112, 0.56), (-0.112, 0.56)]), fill=255)
         for leg in canvas.legs:
             draw.polygon(leg.part(frame, 0, _TROUSER_REACH[length], grow=1.2), fill=255)
-    canvas.paint(mask, 1, anchor=(-0.05, 0.62))
 
 
 def _draw_upper(canvas: _Canvas) -> None:
     frame, look = canvas.frame, canvas.look
-    neckline, has_outer = look.code("neckline"), look.code("cardigan") == 0
+    neckline, has_outer = NECKLINE[look.code("neckline")], look.code("cardigan") == 0
     hem = 0.52 if look.code("covers_navel") else 0.38
     mask, draw = canvas.mask()
-    top = 0.25 if neckline == 5 else 0.168
-    draw.polygon(frame.poly([(-0.118, top), (0.118, top), (0.098, 0.44), (0.112, hem), (-0.112, hem), (-0.098, 0.44)]), fill=255)
-    if neckline == 5:
+    top = 0.25 if neckline == "suspenders" else 0.168
+    body = [(-0.118, top), (0.118, top), (0.098, 0.44), (0.112, hem), (-0.112, hem), (-0.098, 0.44)]
+    draw.polygon(frame.poly(body), fill=255)
+    if neckline == "suspenders":
         for x in (-0.07, 0.05):
             draw.rectangle(frame.box(x, 0.165, x + 0.022, 0.26), fill=255)
     if not has_outer:
         _draw_sleeves(canvas, draw)
+    if look.one_piece:
+        _lower_shape(canvas, draw)
     if canvas.front:
         _cut_neckline(canvas, draw, neckline)
     canvas.paint(mask, 0, anchor=(0.0, 0.31))
-    if canvas.front and neckline == 4:
+    if canvas.front and neckline == "lapel":
         dark = tuple(int(c * 0.6) for c in PALETTE[look.upper_colours[0]])
         for side in (-1, 1):
-            canvas.draw.polygon(frame.poly([(side * 0.046, 0.168), (side * 0.012, 0.27), (side * 0.085, 0.2)]), fill=dark)
+            flap = [(side * 0.046, 0.168), (side * 0.012, 0.27), (side * 0.085, 0.2)]
+            canvas.draw.polygon(frame.poly(flap), fill=dark)
 
 
 def _draw_sleeves(canvas: _Canvas, draw: ImageDraw.ImageDraw) -> None:
@@ -740,15 +761,16 @@ def _draw_sleeves(canvas: _Canvas, draw: ImageDraw.ImageDraw) -> None:
             draw.polygon(arm.part(canvas.frame, -0.05, reach, grow=1.25), fill=255)
 
 
-def _cut_neckline(canvas: _Canvas, draw: ImageDraw.ImageDraw, neckline: int) -> None:
+def _cut_neckline(canvas: _Canvas, draw: ImageDraw.ImageDraw, neckline: str) -> None:
+    """Cut the neckline out of the upper garment's mask (a standing collar adds to it instead)."""
     frame = canvas.frame
-    if neckline in (0, 4):
+    if neckline in ("V-shape", "lapel"):
         draw.polygon(frame.poly([(-0.046, 0.166), (0.046, 0.166), (0.0, 0.275)]), fill=0)
-    elif neckline == 1:
+    elif neckline == "square":
         draw.rectangle(frame.box(-0.05, 0.166, 0.05, 0.228), fill=0)
-    elif neckline == 2:
+    elif neckline == "round":
         draw.ellipse(frame.box(-0.05, 0.12, 0.05, 0.215), fill=0)
-    elif neckline == 3:
+    elif neckline == "standing":
         draw.rectangle(frame.box(-0.032, 0.128, 0.032, 0.18), fill=255)
 
 
@@ -756,14 +778,14 @@ def _draw_outer(canvas: _Canvas) -> None:
     frame, look = canvas.frame, canvas.look
     mask, draw = canvas.mask()
     if canvas.front:  # open at the front: two panels at the torso's sides
-        left = [(-0.125, 0.165), (-0.035, 0.165), (-0.045, 0.6), (-0.135, 0.6)]
+        left = [(-0.125, 0.165), (-0.055, 0.165), (-0.06, 0.6), (-0.135, 0.6)]
         panels = [left, [(-x, y) for x, y in left]]
     else:
         panels = [[(-0.125, 0.165), (0.125, 0.165), (0.135, 0.6), (-0.135, 0.6)]]
     for panel in panels:
         draw.polygon(frame.poly(panel), fill=255)
     _draw_sleeves(canvas, draw)
-    canvas.paint(mask, 2, anchor=(-0.08, 0.33))
+    canvas.paint(mask, 2, anchor=(-0.09, 0.33))
 
 
 def _draw_accessories(canvas: _Canvas) -> None:
@@ -771,7 +793,7 @@ def _draw_accessories(canvas: _Canvas) -> None:
     colour = PALETTE[look.accessory_colour]
     if look.code("socks") == 1:
         for leg in canvas.legs:
-            draw.polygon(leg.part(frame, 0.84, 1.0, grow=1.15), fill=PALETTE["white"] if look.accessory_colour == "white" else colour)
+            draw.polygon(leg.part(frame, 0.84, 1.0, grow=1.15), fill=colour)
             draw.ellipse(_circle(frame, (leg.end[0], leg.end[1] + 0.035), 0.036, squash=0.55), fill=_SHOES)
     if look.code("waist_accessories") == 1:
         draw.rectangle(frame.box(-0.108, 0.448, 0.108, 0.49), fill=colour, outline=(30, 30, 30))
@@ -795,7 +817,8 @@ def _draw_neckwear(canvas: _Canvas, colour: RGB) -> None:
     if not canvas.front:
         return
     if canvas.look.gender == "MEN":
-        draw.polygon(frame.poly([(-0.016, 0.18), (0.016, 0.18), (0.024, 0.37), (0.0, 0.4), (-0.024, 0.37)]), fill=colour)
+        tie = [(-0.016, 0.18), (0.016, 0.18), (0.024, 0.37), (0.0, 0.4), (-0.024, 0.37)]
+        draw.polygon(frame.poly(tie), fill=colour)
     else:
         draw.rectangle(frame.box(0.012, 0.18, 0.045, 0.33), fill=colour)
 
@@ -806,7 +829,8 @@ def _draw_glasses(canvas: _Canvas, sunglasses: bool) -> None:
     width = max(1, round(frame.height / 60))
     eyes = (0.025,) if canvas.view.view == "side" else (-0.022, 0.022)
     for x in eyes:
-        draw.rectangle(frame.box(x - 0.02, 0.066, x + 0.02, 0.092), fill=lens_fill, outline=(15, 15, 15), width=width)
+        lens = frame.box(x - 0.02, 0.066, x + 0.02, 0.092)
+        draw.rectangle(lens, fill=lens_fill, outline=(15, 15, 15), width=width)
     draw.line([frame.xy(-0.046, 0.072), frame.xy(0.046, 0.072)], fill=(15, 15, 15), width=width)
 
 
@@ -814,7 +838,8 @@ def render_person(look: Look, view: ViewParams, image_size: tuple[int, int] = (1
     """Draw one view of a look: body, lower garment, upper garment, outer layer, accessories."""
     canvas = _Canvas(look, view, image_size)
     _draw_body(canvas)
-    _draw_lower(canvas)
+    if not look.one_piece:
+        _draw_lower(canvas)
     _draw_upper(canvas)
     if look.code("cardigan") == 0:
         _draw_outer(canvas)

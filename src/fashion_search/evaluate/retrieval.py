@@ -45,7 +45,7 @@ def reranked_ranks(base_ranks: torch.Tensor, candidates: torch.Tensor, targets: 
     k = candidates.shape[1]
     found = candidates == targets.unsqueeze(1)
     in_list = found.any(dim=1)
-    own = (candidate_scores * found).sum(dim=1, keepdim=True)
+    own = candidate_scores.gather(1, found.int().argmax(dim=1, keepdim=True))
     new_rank = (candidate_scores >= own).sum(dim=1)
     return torch.where(in_list, new_rank, torch.clamp(base_ranks, min=k + 1))
 
@@ -57,7 +57,7 @@ def rerank(queries: torch.Tensor, gallery: torch.Tensor, targets: torch.Tensor, 
     base = target_ranks(queries, gallery, targets, chunk_size)
     candidates = top_k(queries, gallery, k, chunk_size)
     k = candidates.shape[1]
-    scores = torch.empty(candidates.shape)
+    scores = torch.empty(candidates.shape, dtype=queries.dtype)
     for start in range(0, len(queries), max(1, chunk_size // k)):
         block = candidates[start:start + max(1, chunk_size // k)]
         query = queries[start:start + len(block)].repeat_interleave(k, dim=0)

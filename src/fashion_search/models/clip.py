@@ -103,7 +103,7 @@ def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
         model = CLIPModel.from_pretrained(name)
         processor = CLIPImageProcessor.from_pretrained(name)
         tokenizer = load_tokenizer(tokenizer_dir or name)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise ModelNotFoundError(
             f"model.name={name!r} could not be loaded ({error.__class__.__name__}). Without network access "
             "(or with HF_HUB_OFFLINE=1) a model must already be in the Hugging Face cache: set model.name to a "

@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make repro   build the environment and run the whole pipeline (dvc repro)
+#   make test    build the environment and run every test, slow ones included
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(CURDIR)/$(VENV)/bin
+# Stage commands in dvc.yaml call `python`: it must be the environment's.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro test test-fast bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+repro: setup
+	dvc repro
+
+test: setup
+	HF_HUB_OFFLINE=1 python -m pytest
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 python -m pytest -m "not slow"
+
+bench: setup
+	python bench/pipeline_time.py
+
+clean:
+	rm -rf data models reports mlflow.db mlartifacts

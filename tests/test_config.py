@@ -1,0 +1,199 @@
+"""params.yaml validation: the real file passes, and each kind of mistake fails naming its key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fashion_search import config
+from fashion_search.config import SECTIONS, ConfigError, flatten, load_params, section, seed
+
+BASE = Path(__file__).parents[1] / "params.yaml"
+
+
+def base_text() -> str:
+    return BASE.read_text(encoding="utf-8")
+
+
+def set_value(text: str, dotted: str, value: str) -> str:
+    """Replace the value of section.key (first occurrence inside that section) in the YAML text."""
+    section_name, key = dotted.split(".")
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if re.match(rf"^{section_name}:", line)))
+    for i in range(start + 1, len(lines)):
+        if re.match(r"^\S", lines[i]):
+            break
+        match = re.match(rf"^(\s+{key}:)\s*[^#]*(#.*)?$", lines[i])
+        if match:
+            lines[i] = f"{match.group(1)} {value}"
+            return "\n".join(lines) + "\n"
+    raise AssertionError(f"{dotted} not in the params text")  # a broken test, not a library failure
+
+
+def delete_key(text: str, dotted: str) -> str:
+    marker = set_value(text, dotted, "__DELETE_ME__")
+    return "\n".join(line for line in marker.splitlines() if "__DELETE_ME__" not in line) + "\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_real_params_validate() -> None:
+    params = load_params(BASE)
+    for name, cls in SECTIONS.items():
+        assert isinstance(section(params, name), cls)
+    assert seed(params) == 42
+    assert section(params, "finetune").lr == pytest.approx(1e-6)
+    assert section(params, "model").tiny.embed_dim == 128
+    assert section(params, "evaluate").ks == [1, 5, 10]
+
+
+def test_helper_edits_only_the_named_section(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.lr", "0.5")))
+    assert section(params, "finetune").lr == 0.5
+    assert section(params, "xattn").lr == pytest.approx(1e-6)
+    assert section(params, "train_baseline").lr == pytest.approx(1e-4)
+
+
+def test_exponent_without_a_dot_is_a_float(tmp_path: Path) -> None:
+    # What `dvc exp run -S finetune.lr=1e-4` writes; a YAML 1.1 loader would return the string '1e-04'.
+    text = set_value(base_text(), "finetune.lr", "1e-04")
+    assert re.search(r"^\s+lr: 1e-04$", text, re.M)
+    params = load_params(write(tmp_path, text))
+    assert isinstance(params["finetune"]["lr"], float)
+    lr = section(params, "finetune").lr
+    assert isinstance(lr, float) and lr == pytest.approx(1e-4)
+
+
+def test_a_number_in_quotes_is_coerced(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.lr", '"1e-04"')))
+    assert params["finetune"]["lr"] == "1e-04"
+    lr = section(params, "finetune").lr
+    assert isinstance(lr, float) and lr == pytest.approx(1e-4)
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.epochs", '"3"')))
+    assert section(params, "finetune").epochs == 3
+
+
+def test_a_word_where_a_number_belongs(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.lr", "fast")))
+    with pytest.raises(ConfigError, match=r"finetune\.lr"):
+        section(params, "finetune")
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "-0.2"])
+def test_test_size_out_of_range(tmp_path: Path, value: str) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", value)))
+    with pytest.raises(ConfigError, match=r"split\.test_size"):
+        section(params, "split")
+
+
+def test_test_size_of_one_is_the_inclusive_bound(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "1.0")))
+    assert section(params, "split").test_size == 1.0
+
+
+def test_negative_learning_rate(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.lr", "-1")))
+    with pytest.raises(ConfigError, match=r"finetune\.lr"):
+        section(params, "finetune")
+
+
+def test_value_not_among_the_choices(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "data.source", "ftp")))
+    with pytest.raises(ConfigError, match=r"data\.source") as error:
+        section(params, "data")
+    assert "synthetic" in str(error.value) and "local" in str(error.value)
+    assert "ftp" in str(error.value)
+
+
+def test_typo_in_a_key(tmp_path: Path) -> None:
+    text = base_text().replace("  lr: 1.0e-6\n  batch_size: 32\n  temperature: 0.1\n  weight_decay: 0.01\n"
+                               "  warmup_steps: 0", "  lrr: 1.0e-6\n  batch_size: 32\n  temperature: 0.1\n"
+                               "  weight_decay: 0.01\n  warmup_steps: 0", 1)
+    assert "lrr:" in text
+    params = load_params(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"finetune\.lrr"):
+        section(params, "finetune")
+
+
+def test_unknown_top_level_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="trainn"):
+        load_params(write(tmp_path, base_text() + "\ntrainn:\n  epochs: 3\n"))
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, delete_key(base_text(), "finetune.warmup_steps")))
+    assert "warmup_steps" not in params["finetune"]
+    with pytest.raises(ConfigError, match=r"finetune\.warmup_steps"):
+        section(params, "finetune")
+
+
+def test_missing_section_and_missing_seed() -> None:
+    params = load_params(BASE)
+    del params["xattn"], params["seed"]
+    with pytest.raises(ConfigError, match="xattn"):
+        section(params, "xattn")
+    with pytest.raises(ConfigError, match="seed"):
+        seed(params)
+
+
+def test_a_bool_where_an_int_belongs(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.epochs", "true")))
+    assert params["finetune"]["epochs"] is True
+    with pytest.raises(ConfigError, match=r"finetune\.epochs"):
+        section(params, "finetune")
+
+
+def test_integral_float_is_an_int_but_a_fraction_is_not(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.epochs", "2.0")))
+    epochs = section(params, "finetune").epochs
+    assert epochs == 2 and isinstance(epochs, int)
+    params = load_params(write(tmp_path, set_value(base_text(), "finetune.epochs", "2.5")))
+    with pytest.raises(ConfigError, match=r"finetune\.epochs"):
+        section(params, "finetune")
+
+
+def test_nested_section_error_names_the_full_key() -> None:
+    params = load_params(BASE)
+    params["model"]["tiny"]["heads"] = 0
+    with pytest.raises(ConfigError, match=r"model\.tiny\.heads"):
+        section(params, "model")
+
+
+def test_list_items_are_checked() -> None:
+    params = load_params(BASE)
+    params["evaluate"]["ks"] = [1, "five"]
+    with pytest.raises(ConfigError, match=r"evaluate\.ks\[1\]"):
+        section(params, "evaluate")
+    params["evaluate"]["ks"] = []
+    with pytest.raises(ConfigError, match=r"evaluate\.ks"):
+        section(params, "evaluate")
+
+
+def test_unknown_section_name_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope"):
+        section(load_params(BASE), "nope")
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(config.ConfigError, ValueError)
+
+
+def test_flatten_gives_dotted_keys() -> None:
+    flat = flatten({"seed": 42, "model": {"name": "tiny", "tiny": {"embed_dim": 128}}, "evaluate": {"ks": [1, 5]}})
+    assert flat == {"seed": 42, "model.name": "tiny", "model.tiny.embed_dim": 128, "evaluate.ks": [1, 5]}
+
+
+def test_flatten_the_real_params() -> None:
+    flat = flatten(load_params(BASE))
+    assert flat["finetune.lr"] == pytest.approx(1e-6)
+    assert flat["xattn.rerank_k"] == 20
+    assert flat["model.tiny.vocab_size"] == 1000
+    assert not any(isinstance(value, dict) for value in flat.values())

@@ -1,0 +1,138 @@
+"""The real pipeline, shrunk: `dvc repro` in a temporary git repository, then an experiment.
+
+Composes the real params.yaml and makes it small (few items, a narrow model, one
+epoch) rather than mocking anything: every stage, DVC and MLflow run for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {
+    ("data", "n_items"): 24,
+    ("model", "tiny", "embed_dim"): 32,
+    ("model", "tiny", "layers"): 1,
+    ("model", "tiny", "heads"): 2,
+    ("model", "tiny", "image_size"): 32,
+    ("model", "tiny", "vocab_size"): 400,
+    ("train_baseline", "epochs"): 2,
+    ("train_baseline", "batch_size"): 16,
+    ("train_baseline", "warmup_steps"): 2,
+    ("finetune", "batch_size"): 16,
+    ("xattn", "layers"): 1,
+    ("xattn", "batch_size"): 8,
+    ("xattn", "rerank_k"): 5,
+    ("evaluate", "plot_max_k"): 10,
+}
+STAGES = ["train_baseline", "finetune", "train_xattn", "evaluate"]
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def _run(repo: Path, *args: str) -> str:
+    result = subprocess.run(args, cwd=repo, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def _shrink(params_file: Path) -> None:
+    yaml = YAML()
+    params = yaml.load(params_file)
+    for keys, value in SMALL.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    yaml.dump(params, params_file)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project's files (what git would commit) in a fresh git repository, after `dvc repro`."""
+    repo = tmp_path_factory.mktemp("project")
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    _shrink(repo / "params.yaml")
+    for path in (repo / "metrics").glob("*.json"):
+        path.unlink()
+    _run(repo, "git", "init", "-q")
+    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    _run(repo, sys.executable, "-m", "dvc", "repro")
+    return repo
+
+
+def _mlflow_runs(repo: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("fashion-search")
+    return client.search_runs([experiment.experiment_id])
+
+
+def test_repro_writes_metrics_for_every_model(project: Path) -> None:
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())
+    for model in ("baseline", "finetuned", "xattn"):
+        for direction in ("t2i", "i2t"):
+            for k in (1, 5, 10):
+                assert 0.0 <= metrics[model][f"{direction}_recall_at_{k}"] <= 1.0
+            assert metrics[model][f"{direction}_mean_rank"] >= 1.0
+    assert metrics["gallery"]["size"] == json.loads((project / "metrics/split.json").read_text())["test_pairs"]
+    data = json.loads((project / "metrics/data.json").read_text())
+    assert data["pairs"] == data["images"] > 0
+    assert (project / "reports/retrieval_grid.png").stat().st_size > 0
+    curve = (project / "metrics/plots/t2i_recall_at_k.csv").read_text().splitlines()
+    assert curve[0] == "k,baseline,finetuned,xattn" and len(curve) == 11
+
+
+def test_dvc_status_is_clean_after_repro(project: Path) -> None:
+    assert "up to date" in _run(project, sys.executable, "-m", "dvc", "status")
+
+
+def test_every_tracked_stage_has_an_mlflow_run_with_params_and_provenance(project: Path) -> None:
+    runs = _mlflow_runs(project)
+    by_stage = {run.data.tags["stage"]: run for run in runs}
+    assert set(STAGES) <= set(by_stage)
+    commit = _run(project, "git", "rev-parse", "HEAD").strip()
+    for run in by_stage.values():
+        assert run.data.tags["git_commit"] == commit
+    assert by_stage["finetune"].data.params["finetune.lr"] == "1e-06"
+    assert "train_loss" in by_stage["finetune"].data.metrics
+    evaluated = by_stage["evaluate"].data.metrics
+    assert {"baseline_t2i_recall_at_10", "finetuned_i2t_recall_at_1", "xattn_t2i_recall_at_5"} <= set(evaluated)
+
+
+def test_rerun_from_scratch_gives_identical_metrics(project: Path) -> None:
+    before = {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")}
+    _run(project, sys.executable, "-m", "dvc", "repro", "-f")
+    after = {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")}
+    assert before == after
+
+
+def test_experiment_with_a_changed_learning_rate_is_tracked(project: Path) -> None:
+    """`dvc exp run -S` writes 1e-04 into params.yaml; it must load as a number and give a new run."""
+    _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "finetune.lr=1e-4", "-n", "lr-1e-4")
+    finetunes = [r for r in _mlflow_runs(project) if r.data.tags["stage"] == "finetune"]
+    tagged = [r for r in finetunes if r.data.tags.get("dvc_exp_name") == "lr-1e-4"]
+    assert len(tagged) == 1 and float(tagged[0].data.params["finetune.lr"]) == pytest.approx(1e-4)
+    shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
+    assert "lr-1e-4" in shown
