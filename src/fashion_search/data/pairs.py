@@ -59,7 +59,10 @@ def read_captions(root: Path, counts: DataCounts) -> dict[str, str]:
         counts.duplicate_caption_keys += len(items) - len({key for key, _ in items})
         return dict(items)
 
-    raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=keep_last_counting_duplicates)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=keep_last_counting_duplicates)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid UTF-8 JSON ({error}); fix or re-download it") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must be a JSON object mapping image file name to caption")
     captions: dict[str, str] = {}

@@ -8,6 +8,8 @@ from pathlib import Path
 from fashion_search.atomic import atomic_path
 from fashion_search.config import DataSettings
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR
+from fashion_search.data.download import fetch_deepfashion
+from fashion_search.data.hub import fetch_hf
 from fashion_search.data.synthetic import generate_synthetic
 
 
@@ -17,6 +19,10 @@ def fetch_raw(settings: DataSettings, seed: int, out: Path) -> None:
         if settings.source == "synthetic":
             generate_synthetic(tmp, n_items=settings.n_items, seed=seed,
                                image_size=(settings.image_width, settings.image_height))
+        elif settings.source == "deepfashion":
+            fetch_deepfashion(settings.deepfashion, tmp)
+        elif settings.source == "hf":
+            fetch_hf(settings.hf_repo, tmp)
         else:
             copy_local(Path(settings.local_path), tmp)
 

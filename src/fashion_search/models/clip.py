@@ -18,7 +18,7 @@ from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerBase
 from transformers import CLIPImageProcessorPil as CLIPImageProcessor
 from transformers.utils import logging as hf_logging
 
-from fashion_search.config import TinyModelSettings
+from fashion_search.config import ModelSettings, TinyModelSettings
 from fashion_search.images import PixelSpec
 from fashion_search.text import load_tokenizer
 
@@ -97,6 +97,22 @@ def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, 
     return Checkpoint(model, tokenizer, tiny_processor(settings.image_size), {"trained_from": "scratch"})
 
 
+def processor_for(model: ModelSettings) -> CLIPImageProcessor:
+    """The image processor of the configured model, without loading its weights."""
+    if model.name == TINY:
+        return tiny_processor(model.tiny.image_size)
+    try:
+        return CLIPImageProcessor.from_pretrained(model.name)
+    except (OSError, ValueError) as error:
+        raise ModelNotFoundError(_not_found(model.name, error)) from error
+
+
+def _not_found(name: str, error: Exception) -> str:
+    return (f"model.name={name!r} could not be loaded ({error.__class__.__name__}). Without network access "
+            "(or with HF_HUB_OFFLINE=1) a model must already be in the Hugging Face cache: set model.name to a "
+            "local directory saved with save_pretrained, or to 'tiny' for the small model built here.")
+
+
 def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
     """A Hugging Face CLIP id or a save_pretrained directory, as it is."""
     try:
@@ -104,11 +120,7 @@ def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
         processor = CLIPImageProcessor.from_pretrained(name)
         tokenizer = load_tokenizer(tokenizer_dir or name)
     except (OSError, ValueError) as error:
-        raise ModelNotFoundError(
-            f"model.name={name!r} could not be loaded ({error.__class__.__name__}). Without network access "
-            "(or with HF_HUB_OFFLINE=1) a model must already be in the Hugging Face cache: set model.name to a "
-            "local directory saved with save_pretrained, or to 'tiny' for the small model built here."
-        ) from error
+        raise ModelNotFoundError(_not_found(name, error)) from error
     return Checkpoint(model, tokenizer, processor, {"trained_from": name})
 
 
