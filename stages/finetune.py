@@ -5,11 +5,13 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
+from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.models.clip import load_checkpoint
 from fashion_search.stage import run, write_json
 from fashion_search.tracking import LossCurve, start_run
-from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.image_cache import open_cache
+from fashion_search.train.inputs import pair_token_ids
 from fashion_search.train.loop import train_contrastive
 
 
@@ -17,20 +19,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "finetune"), seed(params)
+    runtime = section(params, "runtime")
     pairs = read_pairs(args.train, "split")
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 
-    tracked = {"seed": global_seed, "image": params["image"], "finetune": params["finetune"]}
+    tracked = {"seed": global_seed, "runtime": params["runtime"], "image": params["image"],
+               "finetune": params["finetune"]}
     with start_run("finetune", tracked) as logger:
-        pixels = pair_pixels(pairs, args.raw, checkpoint.pixel_spec, image.fit)
+        pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
+                            checkpoint.pixel_spec, image.fit)
         losses = train_contrastive(checkpoint, pixels, pair_token_ids(pairs), settings, global_seed,
-                                   LossCurve(logger))
+                                   LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
         checkpoint.info.update(stage="finetune", trained_from=str(args.baseline))
         if losses:
             logger.log_metrics({"final_loss": losses[-1]})

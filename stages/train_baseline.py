@@ -5,19 +5,21 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
+from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.models.clip import TINY, build_tiny, load_pretrained
 from fashion_search.stage import run, write_json
 from fashion_search.text import load_tokenizer
 from fashion_search.tracking import LossCurve, start_run
-from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.image_cache import open_cache
+from fashion_search.train.inputs import pair_token_ids
 from fashion_search.train.loop import train_contrastive
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
@@ -25,17 +27,19 @@ def main() -> None:
     params = load_params()
     model, text, image = section(params, "model"), section(params, "text"), section(params, "image")
     settings, global_seed = section(params, "train_baseline"), seed(params)
+    runtime = section(params, "runtime")
     pairs = read_pairs(args.train, "split")
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 
-    tracked = {"seed": global_seed, "model": params["model"], "text": params["text"], "image": params["image"],
+    tracked = {"seed": global_seed, "runtime": params["runtime"], "model": params["model"], "text": params["text"], "image": params["image"],
                "train_baseline": params["train_baseline"]}
     with start_run("train_baseline", tracked) as logger:
         if model.name == TINY:
             checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)
-            pixels = pair_pixels(pairs, args.raw, checkpoint.pixel_spec, image.fit)
+            pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
+                                checkpoint.pixel_spec, image.fit)
             losses = train_contrastive(checkpoint, pixels, pair_token_ids(pairs), settings, global_seed,
-                                       LossCurve(logger))
+                                       LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
         else:
             checkpoint, losses = load_pretrained(model.name, args.tokenizer), []
         checkpoint.info.update(stage="train_baseline", image_fit=image.fit, max_tokens=text.max_tokens)

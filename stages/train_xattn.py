@@ -3,14 +3,18 @@
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
+from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.models.clip import load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.stage import run, write_json
 from fashion_search.tracking import LossCurve, start_run
-from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.image_cache import open_cache
+from fashion_search.train.inputs import pair_token_ids
 from fashion_search.train.xattn import train_xattn
 
 
@@ -18,22 +22,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--finetuned", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
+    runtime = section(params, "runtime")
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 
-    tracked = {"seed": global_seed, "image": params["image"], "xattn": params["xattn"]}
+    tracked = {"seed": global_seed, "runtime": params["runtime"], "image": params["image"],
+               "xattn": params["xattn"]}
     with start_run("train_xattn", tracked) as logger:
-        pixels = pair_pixels(pairs, args.raw, encoder.pixel_spec, image.fit)
+        pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
+                            encoder.pixel_spec, image.fit)
         scorer = new_scorer(encoder.model.config.projection_dim, settings.layers, settings.heads,
                             settings.dropout, global_seed)
         xattn = XattnModel(encoder, scorer)
-        losses = train_xattn(xattn, pixels, pair_token_ids(pairs), settings, global_seed, LossCurve(logger))
+        items = pd.factorize(pairs["item_id"])[0].tolist()
+        losses = train_xattn(xattn, pixels, pair_token_ids(pairs), items, settings, global_seed, LossCurve(logger),
+                             pick_runtime(runtime.device, runtime.precision))
         encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned))
         if losses:
             logger.log_metrics({"final_loss": losses[-1]})
