@@ -12,8 +12,9 @@ from fashion_search.atomic import write_text
 from fashion_search.config import ConfigError
 from fashion_search.data.pairs import MissingInputError
 from fashion_search.models.clip import ModelNotFoundError
+from fashion_search.tracking import TrackingUnavailableError
 
-USER_ERRORS = (ConfigError, MissingInputError, ModelNotFoundError, ValueError)
+USER_ERRORS = (ConfigError, MissingInputError, ModelNotFoundError, TrackingUnavailableError, ValueError)
 
 
 def run(main: Callable[[], None]) -> None:

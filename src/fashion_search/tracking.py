@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,24 +53,57 @@ def _ensure_experiment(mlflow: Any, name: str) -> str:
         return existing.experiment_id
 
 
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow store cannot be reached when a stage starts; the message says what to do."""
+
+
+def _retrying(action: Callable[[], Any], attempts: int = 6) -> Any:
+    """Retry briefly: SQLite answers "database is locked" while another experiment writes."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as error:  # MLflow wraps the store's errors in several types
+            if attempt == attempts - 1 or "locked" not in str(error).lower():
+                raise
+            time.sleep(0.2 * 2**attempt)
+    return None
+
+
 @contextmanager
 def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
-    """An MLflow run for one stage, with all params (flattened) and provenance tags."""
+    """An MLflow run for one stage, with all params (flattened) and provenance tags.
+
+    The store is checked before any work: unreachable, the stage stops at once.
+    If it goes away later, the stage still finishes and writes its outputs; what
+    could not be logged is reported at the end instead of crashing hours of work.
+    """
     import mlflow  # imported here: it costs seconds and only tracked stages need it
 
-    mlflow.set_tracking_uri(tracking_uri())
-    experiment_id = _ensure_experiment(mlflow, EXPERIMENT)
+    uri = tracking_uri()
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # fail in seconds, not minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
     exp_name = os.environ.get("DVC_EXP_NAME", "")
-    tags = {
-        "stage": stage,
-        "git_commit": git_commit(project_root()),
-        "dvc_exp_name": exp_name,
-        "mlflow.source.git.commit": git_commit(project_root()),
-    }
-    run_name = f"{exp_name}:{stage}" if exp_name else stage
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params({k: _param_value(v) for k, v in flatten(params).items()})
-        yield RunLogger(mlflow, run.info.run_id)
+    commit = git_commit(project_root())
+    tags = {"stage": stage, "git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit}
+    try:
+        experiment_id = _retrying(lambda: _ensure_experiment(mlflow, EXPERIMENT))
+        run = _retrying(lambda: mlflow.start_run(experiment_id=experiment_id, tags=tags,
+                                                 run_name=f"{exp_name}:{stage}" if exp_name else stage))
+        _retrying(lambda: mlflow.log_params({k: _param_value(v) for k, v in flatten(params).items()}))
+    except Exception as error:
+        raise TrackingUnavailableError(
+            f"the MLflow tracking store {uri} is not usable ({error.__class__.__name__}: {error}). Start the "
+            "tracking server, or unset MLFLOW_TRACKING_URI to use the SQLite store at the repository root."
+        ) from error
+    logger = RunLogger(mlflow, run.info.run_id)
+    status = "FAILED"
+    try:
+        yield logger
+        status = "FINISHED"
+    finally:
+        logger.attempt("end the run", lambda: mlflow.end_run(status=status))
+        logger.report()
 
 
 def _param_value(value: Any) -> str:
@@ -78,11 +112,24 @@ def _param_value(value: Any) -> str:
 
 
 class RunLogger:
-    """Logs metrics in batches: one database write per call, not one per number."""
+    """Logs in batches (one database write per call, not one per number) and never lets a
+    tracking failure end a stage: failures are collected and reported when the run ends."""
 
     def __init__(self, mlflow: Any, run_id: str) -> None:
         self._mlflow = mlflow
         self.run_id = run_id
+        self.failures: list[str] = []
+
+    def attempt(self, what: str, action: Callable[[], Any]) -> None:
+        try:
+            _retrying(action)
+        except Exception as error:  # the store went away mid-run
+            self.failures.append(f"{what}: {error.__class__.__name__}: {str(error)[:200]}")
+
+    def report(self) -> None:
+        if self.failures:
+            print(f"warning: {len(self.failures)} MLflow call(s) failed for run {self.run_id}; the stage's "
+                  "outputs and metrics/ files are complete. First failure: " + self.failures[0], file=sys.stderr)
 
     def log_series(self, name: str, values: Sequence[float], first_step: int = 0) -> None:
         """A curve (loss per step) in as few writes as the store allows."""
@@ -92,13 +139,15 @@ class RunLogger:
         metrics = [Metric(name, float(v), now, first_step + i) for i, v in enumerate(values)]
         client = self._mlflow.tracking.MlflowClient()
         for start in range(0, len(metrics), 1000):  # the REST API caps a batch at 1,000 metrics
-            client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
+            chunk = metrics[start:start + 1000]
+            self.attempt(f"log {name}", lambda: client.log_batch(self.run_id, metrics=chunk))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        values = {k: float(v) for k, v in metrics.items()}
+        self.attempt("log metrics", lambda: self._mlflow.log_metrics(values, step=step))
 
     def log_artifact(self, path: str | Path) -> None:
-        self._mlflow.log_artifact(str(path))
+        self.attempt(f"log artifact {path}", lambda: self._mlflow.log_artifact(str(path)))
 
 
 class LossCurve:
