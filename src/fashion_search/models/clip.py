@@ -116,7 +116,7 @@ def _not_found(name: str, error: Exception) -> str:
 def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
     """A Hugging Face CLIP id or a save_pretrained directory, as it is."""
     try:
-        model = CLIPModel.from_pretrained(name)
+        model = CLIPModel.from_pretrained(name, use_safetensors=True)
         processor = CLIPImageProcessor.from_pretrained(name)
         tokenizer = load_tokenizer(tokenizer_dir or name)
     except (OSError, ValueError) as error:
@@ -131,10 +131,17 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     if not info_path.is_file():
         raise ModelNotFoundError(f"{directory} is not a fashion-search checkpoint (no {INFO_FILE}); "
                                  "run the stage that writes it (dvc repro)")
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    model = CLIPModel.from_pretrained(directory)
-    processor = CLIPImageProcessor.from_pretrained(directory)
-    return Checkpoint(model.eval(), load_tokenizer(directory), processor, info)
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        # safetensors only: a pickled checkpoint could run code when loaded.
+        model = CLIPModel.from_pretrained(directory, use_safetensors=True)
+        processor = CLIPImageProcessor.from_pretrained(directory)
+        tokenizer = load_tokenizer(directory)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ModelNotFoundError(f"the checkpoint in {directory} is damaged or was tampered with "
+                                 f"({error.__class__.__name__}: {str(error)[:300]}); rerun the stage that "
+                                 "writes it (dvc repro -f <stage>)") from error
+    return Checkpoint(model.eval(), tokenizer, processor, info)
 
 
 def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -116,7 +117,11 @@ def load_xattn(directory: str | Path) -> XattnModel:
     if not config_path.is_file():
         raise ModelNotFoundError(f"{directory} is not a cross-modal attention model (no {SCORER_CONFIG}); "
                                  "run `dvc repro train_xattn`")
-    config = ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8")))
-    scorer = CrossModalScorer(config)
-    scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
+    try:
+        scorer = CrossModalScorer(ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
+        scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
+    except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
+        raise ModelNotFoundError(f"the cross-modal model in {directory} is damaged or was tampered with "
+                                 f"({error.__class__.__name__}: {str(error)[:300]}); rerun `dvc repro -f train_xattn`"
+                                 ) from error
     return XattnModel(load_checkpoint(directory / ENCODER_DIR), scorer.eval())
