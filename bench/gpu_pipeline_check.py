@@ -34,7 +34,7 @@ def run(precision: str, device: str, raw: Path, epochs: int) -> dict:
                              warmup_steps=20, schedule="cosine", grad_clip=1.0)
     runtime = pick_runtime(device, precision)
     start = time.perf_counter()
-    losses = train_contrastive(checkpoint, pixels, ids, settings, 42, runtime=runtime)
+    losses = train_contrastive(checkpoint, pixels, [[piece] for piece in ids], settings, 42, runtime=runtime)
     seconds = time.perf_counter() - start
     steps_per_epoch = len(losses) // epochs
     return {"device": str(runtime.device), "autocast": str(runtime.dtype), "steps": len(losses),

@@ -11,7 +11,7 @@ from fashion_search.models.clip import load_checkpoint
 from fashion_search.stage import run, write_json
 from fashion_search.tracking import LossCurve, start_run
 from fashion_search.image_cache import open_cache
-from fashion_search.train.inputs import pair_token_ids
+from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     with start_run("finetune", tracked) as logger:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             checkpoint.pixel_spec, image.fit)
-        losses = train_contrastive(checkpoint, pixels, pair_token_ids(pairs), settings, global_seed,
+        losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
                                    LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
         checkpoint.info.update(stage="finetune", trained_from=str(args.baseline))
         if losses:

@@ -26,7 +26,7 @@ def main() -> None:
     pairs, counts = build_pairs(args.raw)
     if tokenizer is None:
         tokenizer = build_tokenizer(pairs["caption"], model.tiny.vocab_size, text.max_tokens)
-    pairs, summary = tokenize_pairs(pairs, tokenizer, text.max_tokens)
+    pairs, summary = tokenize_pairs(pairs, tokenizer, text.max_tokens, text.long_text)
 
     with atomic_path(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(tmp)

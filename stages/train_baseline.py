@@ -12,7 +12,7 @@ from fashion_search.stage import run, write_json
 from fashion_search.text import load_tokenizer
 from fashion_search.tracking import LossCurve, start_run
 from fashion_search.image_cache import open_cache
-from fashion_search.train.inputs import pair_token_ids
+from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
 
 
@@ -38,7 +38,7 @@ def main() -> None:
             checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)
             pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                                 checkpoint.pixel_spec, image.fit)
-            losses = train_contrastive(checkpoint, pixels, pair_token_ids(pairs), settings, global_seed,
+            losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
                                        LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
         else:
             checkpoint, losses = load_pretrained(model.name, args.tokenizer), []

@@ -14,7 +14,7 @@ from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.stage import run, write_json
 from fashion_search.tracking import LossCurve, start_run
 from fashion_search.image_cache import open_cache
-from fashion_search.train.inputs import pair_token_ids
+from fashion_search.train.inputs import pair_segments
 from fashion_search.train.xattn import train_xattn
 
 
@@ -41,7 +41,7 @@ def main() -> None:
                             settings.dropout, global_seed)
         xattn = XattnModel(encoder, scorer)
         items = pd.factorize(pairs["item_id"])[0].tolist()
-        losses = train_xattn(xattn, pixels, pair_token_ids(pairs), items, settings, global_seed, LossCurve(logger),
+        losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, LossCurve(logger),
                              pick_runtime(runtime.device, runtime.precision))
         encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned))
         if losses:

@@ -133,3 +133,20 @@ def test_tokenize_pairs_nothing_truncated(tokenizer) -> None:
     assert not out["truncated"].any()
     assert summary["share_truncated"] == 0.0
     assert summary["tokens_max"] == int(np.max(out["n_tokens"])) == 6
+
+
+def test_segments_are_sentence_aligned_within_the_limit_and_short_captions_stay_whole() -> None:
+    from fashion_search.text import flatten_segments, segment_caption
+
+    sentences = [f"The lady wears item number {i} with a striped pattern and cotton fabric." for i in range(12)]
+    tokenizer = build_tokenizer(sentences, vocab_size=300, max_tokens=77)
+    long_caption = " ".join(sentences)
+    pieces = segment_caption(tokenizer, long_caption, 30)
+    assert len(pieces) > 1 and all(len(p) <= 30 for p in pieces)
+    decoded = [tokenizer.decode(p, skip_special_tokens=True) for p in pieces]
+    assert all(text.rstrip().endswith(".") for text in decoded)  # cut at sentence ends
+    assert sum(text.count(".") for text in decoded) == 12  # nothing lost
+    short = sentences[0]
+    assert segment_caption(tokenizer, short, 77) == [tokenizer(short)["input_ids"]]
+    flat, owner = flatten_segments([pieces, [pieces[0]]])
+    assert len(flat) == len(pieces) + 1 and owner.tolist() == [0] * len(pieces) + [1]

@@ -6,6 +6,7 @@ checkpoint, so training, evaluation and search always split text the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -42,11 +43,35 @@ def load_tokenizer(name_or_dir: str | Path) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(str(name_or_dir))
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, captions: Sequence[str], max_tokens: int) -> tuple[list[list[int]], list[int]]:
+def encode(tokenizer: PreTrainedTokenizerBase, captions: Sequence[str],
+           max_tokens: int) -> tuple[list[list[int]], list[int]]:
     """Token ids truncated to max_tokens (end token kept), and each caption's full length."""
     full = tokenizer(list(captions), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     kept = tokenizer(list(captions), add_special_tokens=True, truncation=True, max_length=max_tokens)["input_ids"]
     return kept, [len(ids) for ids in full]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def segment_caption(tokenizer: PreTrainedTokenizerBase, caption: str, max_tokens: int) -> list[list[int]]:
+    """Sentence-aligned pieces of at most max_tokens tokens each (the report's future work).
+
+    Sentences are packed greedily; a single sentence longer than the limit is a
+    piece of its own and is truncated. A short caption is one piece, equal to
+    its plain tokenization.
+    """
+    pieces: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE_END.split(caption.strip()):
+        candidate = " ".join([*current, sentence])
+        if current and len(tokenizer(candidate, verbose=False)["input_ids"]) > max_tokens:
+            pieces.append(" ".join(current))
+            current = [sentence]
+        else:
+            current.append(sentence)
+    pieces.append(" ".join(current))
+    return tokenizer(pieces, truncation=True, max_length=max_tokens)["input_ids"]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,3 +83,10 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Te
         ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
     return ids, mask
+
+
+def flatten_segments(captions: Sequence[Sequence[Sequence[int]]]) -> tuple[list[Sequence[int]], torch.Tensor]:
+    """All pieces of a batch of captions in one list, and the caption each piece belongs to."""
+    pieces = [piece for caption in captions for piece in caption]
+    owner = torch.tensor([row for row, caption in enumerate(captions) for _ in caption], dtype=torch.long)
+    return pieces, owner

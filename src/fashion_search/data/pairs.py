@@ -1,7 +1,8 @@
 """Image-caption pairs: built from the raw layout where the data enters, and the Parquet contract.
 
 Pairs Parquet columns: image (file name), item_id, caption, input_ids, n_tokens,
-truncated. The split adds nothing but rows. Bad data is counted here, where it
+truncated, segments (the token ids a caption is embedded from: one truncated
+piece, or sentence-aligned pieces). The split adds nothing but rows. Bad data is counted here, where it
 enters, and reported in metrics/data.json; nothing is dropped silently.
 """
 
@@ -19,7 +20,7 @@ from fashion_search.atomic import atomic_path
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_image_name
 from fashion_search.images import is_readable
 
-PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated"]
+PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated", "segments"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 

@@ -152,3 +152,11 @@ def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tens
 def text_embeddings(model: CLIPModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Projected text embeddings (not normalised)."""
     return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+
+
+def mean_of_segments(segment_embeds: torch.Tensor, owner: torch.Tensor, captions: int) -> torch.Tensor:
+    """One embedding per caption: the mean of its pieces' unit embeddings (a caption of one piece
+    keeps its own direction). `owner[i]` is the caption of piece i."""
+    unit = torch.nn.functional.normalize(segment_embeds, dim=-1)
+    total = torch.zeros(captions, unit.shape[1], dtype=unit.dtype, device=unit.device)
+    return total.index_add_(0, owner, unit)

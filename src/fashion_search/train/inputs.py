@@ -24,3 +24,8 @@ def pair_pixels(pairs: pd.DataFrame, raw: Path, spec: PixelSpec, fit: str,
 def pair_token_ids(pairs: pd.DataFrame) -> list[list[int]]:
     """The truncated token ids written by the tokenize stage."""
     return [list(map(int, ids)) for ids in pairs["input_ids"]]
+
+
+def pair_segments(pairs: pd.DataFrame) -> list[list[list[int]]]:
+    """Each caption's token id pieces (one piece unless `text.long_text: segment` split it)."""
+    return [[list(map(int, piece)) for piece in segments] for segments in pairs["segments"]]

@@ -7,18 +7,19 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import get_scheduler
+from transformers import CLIPModel, get_scheduler
 
 from fashion_search.config import TrainSettings
 from fashion_search.device import Runtime, pick_runtime
 from fashion_search.image_cache import PixelView
 from fashion_search.images import PixelSpec
-from fashion_search.models.clip import Checkpoint, image_embeddings, text_embeddings
-from fashion_search.text import pad_batch
+from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
+from fashion_search.text import flatten_segments, pad_batch
 from fashion_search.train.loss import ContrastiveLoss
 
 EpochCallback = Callable[[int, list[float]], None]
 Pixels = torch.Tensor | PixelView
+Segments = Sequence[Sequence[int]]  # one caption: its token id pieces
 CPU = pick_runtime("cpu")
 BatchLoss = Callable[[torch.Tensor], torch.Tensor]
 
@@ -88,18 +89,34 @@ def optimise(batch_loss: BatchLoss, groups: list[dict], n: int, plan: Schedule, 
     return losses
 
 
-def device_batch(pixels: Pixels, token_ids: Sequence[Sequence[int]], index: torch.Tensor, pad_id: int,
-                 spec: PixelSpec, runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalised pixels, token ids and mask of one batch, on the runtime's device."""
-    ids, mask = pad_batch([token_ids[i] for i in index.tolist()], pad_id)
-    raw = pixels[index]
+@dataclass(frozen=True)
+class DeviceBatch:
+    """One batch on the runtime's device: normalised pixels, and every caption piece with its caption."""
+
+    pixels: torch.Tensor
+    ids: torch.Tensor
+    mask: torch.Tensor
+    owner: torch.Tensor
+
+    def text_embeds(self, model: CLIPModel) -> torch.Tensor:
+        """One embedding per caption, averaged over its pieces."""
+        pieces = text_embeddings(model, self.ids, self.mask)
+        return mean_of_segments(pieces, self.owner, len(self.pixels))
+
+
+def device_batch(pixels: Pixels, captions: Sequence[Segments], index: torch.Tensor, pad_id: int,
+                 spec: PixelSpec, runtime: Runtime) -> DeviceBatch:
+    """Gather a batch and move it to the device, through pinned memory on CUDA."""
+    pieces, owner = flatten_segments([captions[i] for i in index.tolist()])
+    ids, mask = pad_batch(pieces, pad_id)
+    tensors = [pixels[index], ids, mask, owner]
     if runtime.device.type == "cuda":
-        raw, ids, mask = raw.pin_memory(), ids.pin_memory(), mask.pin_memory()
-    raw, ids, mask = runtime.to_device(raw), runtime.to_device(ids), runtime.to_device(mask)
-    return spec.normalise(raw), ids, mask
+        tensors = [t.pin_memory() for t in tensors]
+    raw, ids, mask, owner = (runtime.to_device(t) for t in tensors)
+    return DeviceBatch(spec.normalise(raw), ids, mask, owner)
 
 
-def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, token_ids: Sequence[Sequence[int]],
+def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments],
                       settings: TrainSettings, seed: int, on_epoch: EpochCallback | None = None,
                       runtime: Runtime = CPU) -> list[float]:
     """Train both CLIP towers with symmetric InfoNCE at a fixed temperature."""
@@ -108,13 +125,13 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, token_ids: Sequenc
     loss_fn = ContrastiveLoss(settings.temperature)
 
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
-        images, ids, mask = device_batch(pixels, token_ids, index, checkpoint.pad_id, spec, runtime)
+        batch = device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime)
         # The loss in fp32: similarities / 0.1 overflow fp16 and lose bf16's few mantissa bits.
-        return loss_fn(image_embeddings(model, images).float(), text_embeddings(model, ids, mask).float())
+        return loss_fn(image_embeddings(model, batch.pixels).float(), batch.text_embeds(model).float())
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip)
     groups = [{"params": list(model.parameters()), "lr": settings.lr}]
-    losses = optimise(batch_loss, groups, len(token_ids), plan, seed, "train", on_epoch, runtime)
+    losses = optimise(batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime)
     model.cpu().eval()
     return losses

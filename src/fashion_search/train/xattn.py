@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 from fashion_search.config import XattnSettings
 from fashion_search.device import Runtime
-from fashion_search.models.clip import image_embeddings, text_embeddings
+from fashion_search.models.clip import image_embeddings
 from fashion_search.models.xattn import CrossModalScorer, XattnModel
-from fashion_search.train.loop import CPU, EpochCallback, Pixels, Schedule, device_batch, optimise
+from fashion_search.train.loop import CPU, EpochCallback, Pixels, Schedule, Segments, device_batch, optimise
 from fashion_search.train.loss import symmetric_cross_entropy
 
 
@@ -51,7 +51,7 @@ def hard_negative_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torc
     return (F.cross_entropy(t2i.float() / temperature, target) + F.cross_entropy(i2t.float() / temperature, target)) / 2
 
 
-def train_xattn(xattn: XattnModel, pixels: Pixels, token_ids: Sequence[Sequence[int]], groups: Sequence[int],
+def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments], groups: Sequence[int],
                 settings: XattnSettings, seed: int, on_epoch: EpochCallback | None = None,
                 runtime: Runtime = CPU) -> list[float]:
     """Train the scorer (xattn.head_lr) and the encoders (xattn.lr, the report's 1e-6; 0 freezes them).
@@ -65,11 +65,10 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, token_ids: Sequence[Sequence[
     group_ids = torch.as_tensor(groups)
 
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
-        images, ids, mask = device_batch(pixels, token_ids, index, xattn.encoder.pad_id,
-                                         xattn.encoder.pixel_spec, runtime)
+        batch = device_batch(pixels, captions, index, xattn.encoder.pad_id, xattn.encoder.pixel_spec, runtime)
         with torch.set_grad_enabled(train_encoders):
-            image = image_embeddings(clip, images)
-            text = text_embeddings(clip, ids, mask)
+            image = image_embeddings(clip, batch.pixels)
+            text = batch.text_embeds(clip)
         if settings.negatives == 0:
             return in_batch_loss(scorer, image, text, settings.temperature)
         batch_groups = runtime.to_device(group_ids[index])
@@ -80,7 +79,7 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, token_ids: Sequence[Sequence[
         param_groups.append({"params": list(clip.parameters()), "lr": settings.lr})
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, "cosine",
                     settings.weight_decay, settings.grad_clip)
-    losses = optimise(batch_loss, param_groups, len(token_ids), plan, seed, "xattn", on_epoch, runtime)
+    losses = optimise(batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime)
     clip.cpu().eval().requires_grad_(True)
     scorer.cpu().eval()
     return losses
