@@ -1,4 +1,5 @@
-"""Stage evaluate: strict Recall@K both ways for baseline, finetuned and xattn; plots and the retrieval grid."""
+"""Stage evaluate: every measure (strict, item level, Marqo protocol, small galleries, by attribute) for
+baseline, finetuned and xattn; Recall@K plots and the retrieval grid."""
 
 import argparse
 from pathlib import Path
@@ -8,13 +9,21 @@ import pandas as pd
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
 from fashion_search.data.pairs import read_pairs, require
+from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
-from fashion_search.evaluate.pipeline import TestGallery, chance_metrics, evaluate_model
+from fashion_search.evaluate.measures import gallery_description
+from fashion_search.evaluate.pipeline import TestGallery, evaluate_model, flat_metric_names
 from fashion_search.stage import run, write_json
 from fashion_search.tracking import start_run
 
 MODELS = ("baseline", "finetuned", "xattn")
 MADE_BY = {"baseline": "train_baseline", "finetuned": "finetune", "xattn": "train_xattn"}
+PLOTTED = ("strict_t2i", "strict_i2t", "item_t2i", "item_i2t")
+
+
+def plot_file(curve: str) -> str:
+    """strict_t2i -> t2i_recall_at_k.csv (the report's curve keeps its name); item_t2i -> item_t2i_recall_at_k.csv."""
+    return f"{curve.removeprefix('strict_')}_recall_at_k.csv"
 
 
 def main() -> None:
@@ -24,37 +33,46 @@ def main() -> None:
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--raw", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--by-attribute", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
     parser.add_argument("--grid", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     settings, image, text = section(params, "evaluate"), section(params, "image"), section(params, "text")
-    rerank_k = section(params, "xattn").rerank_k
+    rerank_k, seed_value = section(params, "xattn").rerank_k, seed(params)
     gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit)
+    attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
 
-    tracked = {"seed": seed(params), "image": params["image"], "evaluate": params["evaluate"],
+    tracked = {"seed": seed_value, "image": params["image"], "evaluate": params["evaluate"],
                "xattn.rerank_k": rerank_k}
     with start_run("evaluate", tracked) as logger:
-        results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, settings,
-                                        queries, text.max_tokens, rerank_k) for name in MODELS}
-        metrics = {name: result.metrics for name, result in results.items()}
-        metrics["gallery"] = {"size": len(gallery.pairs), **chance_metrics(len(gallery.pairs), settings.ks)}
-        for name, values in metrics.items():
-            logger.log_metrics({f"{name}_{key}": value for key, value in values.items()})
+        results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, attributes,
+                                        settings, seed_value, queries, text.max_tokens, rerank_k)
+                   for name in MODELS}
+        metrics = {name: result.measured.metrics for name, result in results.items()}
+        metrics["gallery"] = gallery_description(gallery.pairs, settings)
+        by_attribute = {name: result.by_attribute for name, result in results.items()}
+        by_attribute["unlabelled_queries"] = unlabelled_queries(attributes)
+        logger.log_metrics(flat_metric_names(metrics))
+        logger.log_metrics(flat_metric_names({"by_attribute": by_attribute}))
+        for name, result in results.items():
+            for curve, values in result.measured.curves.items():
+                logger.log_series(f"{name}/{curve}_recall_at_k", values, first_step=1)
         write_json(args.metrics, metrics)
+        write_json(args.by_attribute, by_attribute)
         with atomic_path(args.plots) as tmp:
             tmp.mkdir()
-            for direction in ("t2i", "i2t"):
+            for curve in PLOTTED:
                 curves = {"k": list(range(1, settings.plot_max_k + 1))}
-                curves.update({name: result.curves[direction] for name, result in results.items()})
-                pd.DataFrame(curves).to_csv(tmp / f"{direction}_recall_at_k.csv", index=False)
+                curves.update({name: result.measured.curves[curve] for name, result in results.items()})
+                pd.DataFrame(curves).to_csv(tmp / plot_file(curve), index=False)
         rows = [row for query_index in range(len(queries)) for result in results.values()
                 for row in result.grid[query_index:query_index + 1]]
         with atomic_path(args.grid) as tmp:
             draw_grid(rows, tmp)
-        logger.log_artifact(args.grid)
-        logger.log_artifact(args.metrics)
+        for path in (args.grid, args.metrics, args.by_attribute):
+            logger.log_artifact(path)
 
 
 if __name__ == "__main__":

@@ -92,16 +92,23 @@ def _mlflow_runs(repo: Path) -> list:
 def test_repro_writes_metrics_for_every_model(project: Path) -> None:
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
     for model in ("baseline", "finetuned", "xattn"):
-        for direction in ("t2i", "i2t"):
-            for k in (1, 5, 10):
-                assert 0.0 <= metrics[model][f"{direction}_recall_at_{k}"] <= 1.0
-            assert metrics[model][f"{direction}_mean_rank"] >= 1.0
+        for protocol in ("strict", "item", "gallery_32"):
+            for direction in ("t2i", "i2t"):
+                for k in (1, 5, 10):
+                    assert 0.0 <= metrics[model][protocol][f"{direction}_recall_at_{k}"] <= 1.0
+                assert metrics[model][protocol][f"{direction}_mean_rank"] >= 1.0
+        assert metrics[model]["item"]["t2i_recall_at_1"] >= metrics[model]["strict"]["t2i_recall_at_1"]
+        assert 0.0 <= metrics[model]["marqo"]["recall_at_1"] <= metrics[model]["marqo"]["recall_at_10"] <= 1.0
     assert metrics["gallery"]["size"] == json.loads((project / "metrics/split.json").read_text())["test_pairs"]
+    by_attribute = json.loads((project / "metrics/evaluate_by_attribute.json").read_text())
+    sleeves = by_attribute["finetuned"]["sleeve_length"]
+    assert sum(bucket["queries"] for bucket in sleeves.values()) == metrics["gallery"]["size"]
     data = json.loads((project / "metrics/data.json").read_text())
     assert data["pairs"] == data["images"] > 0
     assert (project / "reports/retrieval_grid.png").stat().st_size > 0
-    curve = (project / "metrics/plots/t2i_recall_at_k.csv").read_text().splitlines()
-    assert curve[0] == "k,baseline,finetuned,xattn" and len(curve) == 11
+    for plot in ("t2i", "i2t", "item_t2i", "item_i2t"):
+        curve = (project / f"metrics/plots/{plot}_recall_at_k.csv").read_text().splitlines()
+        assert curve[0] == "k,baseline,finetuned,xattn" and len(curve) == 11
 
 
 def test_dvc_status_is_clean_after_repro(project: Path) -> None:
@@ -118,7 +125,24 @@ def test_every_tracked_stage_has_an_mlflow_run_with_params_and_provenance(projec
     assert by_stage["finetune"].data.params["finetune.lr"] == "1e-06"
     assert "train_loss" in by_stage["finetune"].data.metrics
     evaluated = by_stage["evaluate"].data.metrics
-    assert {"baseline_t2i_recall_at_10", "finetuned_i2t_recall_at_1", "xattn_t2i_recall_at_5"} <= set(evaluated)
+    assert {"baseline/strict/t2i_recall_at_10", "finetuned/item/i2t_recall_at_1", "xattn/marqo/avg_recall",
+            "xattn/gallery_32/t2i_recall_at_5", "by_attribute/unlabelled_queries",
+            "finetuned/item_t2i_recall_at_k"} <= set(evaluated)
+    assert any(name.startswith("by_attribute/finetuned/sleeve_length/") and name.endswith("/item_recall_at_10")
+               for name in evaluated)
+
+
+def test_benchmark_of_the_finetuned_model_on_the_test_split_agrees_with_the_stage(project: Path) -> None:
+    """One definition of every metric: the benchmark command and the evaluate stage give the same numbers."""
+    shown = _run(project, str(Path(sys.executable).parent / "fashion-search"), "benchmark", "--model",
+                 "models/finetuned", "--pairs", "data/processed/test.parquet", "--protocol", "all")
+    report = json.loads(shown)
+    stage = json.loads((project / "metrics/evaluate.json").read_text())["finetuned"]
+    for protocol in ("strict", "item", "marqo", "gallery_32"):
+        assert report[protocol] == pytest.approx(stage[protocol])
+    full = json.loads(_run(project, str(Path(sys.executable).parent / "fashion-search"), "benchmark", "--model",
+                           "models/finetuned", "--protocol", "marqo"))
+    assert full["gallery"]["size"] == json.loads((project / "metrics/data.json").read_text())["pairs"]
 
 
 def test_rerun_from_scratch_gives_identical_metrics(project: Path) -> None:

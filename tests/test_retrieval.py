@@ -6,15 +6,19 @@ import pytest
 import torch
 
 from fashion_search.evaluate.retrieval import (
+    Ranking,
+    Retriever,
+    direction_metrics,
     recall_at_k,
+    recall_curve,
     rerank,
-    reranked_ranks,
+    reranked_ranking,
     search,
     summarise,
     target_ranks,
     top_k,
 )
-from fashion_search.evaluate.strict import recall_curve, strict_metrics, strict_ranks
+from fashion_search.evaluate.strict import strict_ranks
 from fashion_search.models.xattn import CrossModalScorer, ScorerConfig
 
 CHUNK_SIZES = [1, 3, 1000]
@@ -103,7 +107,14 @@ def test_top_k_larger_than_the_gallery_returns_the_whole_gallery_ordered(retriev
     assert indices.tolist() == brute_force_top_k(queries, gallery, 17)
 
 
-# --- reranked_ranks -------------------------------------------------------------------------------
+# --- reranked_ranking -----------------------------------------------------------------------------
+
+def reranked_ranks(base: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor,
+                   scores: torch.Tensor) -> torch.Tensor:
+    """The one-target case: relevant = the candidate that is the query's target."""
+    base_ranking = Ranking(base, torch.zeros(len(base), 1, dtype=torch.long), torch.ones(len(base), dtype=torch.long))
+    return reranked_ranking(base_ranking, candidates == targets.unsqueeze(1), scores).first
+
 
 def test_reranked_rank_is_the_targets_place_under_the_new_scores() -> None:
     candidates = torch.tensor([[5, 3, 9], [5, 3, 9], [5, 3, 9]])
@@ -246,7 +257,7 @@ def test_search_reorders_by_the_scorer(retrieval_case) -> None:
 @pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
 def test_strict_ranks_both_directions_match_brute_force(chunk_size: int) -> None:
     images, texts = random_unit(19, 10, seed=3), random_unit(19, 10, seed=4)
-    ranks = strict_ranks(images, texts, chunk_size)
+    ranks = strict_ranks(images, texts, Retriever(chunk_size))
     own = list(range(19))
     assert ranks["t2i"].tolist() == brute_force_ranks(texts, images, own)
     assert ranks["i2t"].tolist() == brute_force_ranks(images, texts, own)
@@ -257,7 +268,7 @@ def test_strict_ranks_directions_hand_case() -> None:
     # Two identical images, two different captions: t2i ties (rank 2 each); i2t separates them.
     images = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     texts = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    ranks = strict_ranks(images, texts, chunk_size=1)
+    ranks = strict_ranks(images, texts, Retriever(chunk_size=1))
     assert ranks["t2i"].tolist() == [2, 2]
     assert ranks["i2t"].tolist() == [1, 2]
 
@@ -266,8 +277,8 @@ def test_strict_ranks_with_an_untrained_scorer_equal_the_dual_encoder() -> None:
     images, texts = random_unit(15, 32, seed=5).float(), random_unit(15, 32, seed=6).float()
     torch.manual_seed(0)
     scorer = CrossModalScorer(ScorerConfig(dim=32, layers=1, heads=4, dropout=0.0)).eval()
-    plain = strict_ranks(images, texts, chunk_size=4)
-    reranked = strict_ranks(images, texts, chunk_size=4, scorer=scorer, rerank_k=15)
+    plain = strict_ranks(images, texts, Retriever(chunk_size=4))
+    reranked = strict_ranks(images, texts, Retriever(chunk_size=4, scorer=scorer, rerank_k=15))
     assert reranked["t2i"].tolist() == plain["t2i"].tolist()
     assert reranked["i2t"].tolist() == plain["i2t"].tolist()
 
@@ -280,16 +291,16 @@ def test_strict_ranks_call_the_scorer_with_images_first() -> None:
         calls.append((image, text))
         return (image * text).sum(dim=-1)
 
-    strict_ranks(images, texts, chunk_size=6, scorer=scorer, rerank_k=3)
+    strict_ranks(images, texts, Retriever(chunk_size=6, scorer=scorer, rerank_k=3))
     assert calls
     for image, text in calls:
         assert (image.unsqueeze(1) == images.unsqueeze(0)).all(-1).any(1).all()
         assert (text.unsqueeze(1) == texts.unsqueeze(0)).all(-1).any(1).all()
 
 
-def test_strict_metrics_names_both_directions() -> None:
+def test_direction_metrics_names_both_directions() -> None:
     ranks = {"t2i": torch.tensor([1, 2, 3, 10]), "i2t": torch.tensor([1, 1, 2, 2])}
-    metrics = strict_metrics(ranks, (k for k in [1, 5]))  # a generator: used for both directions
+    metrics = direction_metrics(ranks, (k for k in [1, 5]))  # a generator: used for both directions
     assert set(metrics) == {f"{d}_{name}" for d in ("t2i", "i2t")
                             for name in ("recall_at_1", "recall_at_5", "mean_rank", "median_rank")}
     assert metrics["t2i_median_rank"] == pytest.approx(2.5)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from fashion_search.images import load_pixels
 from fashion_search.models.clip import Checkpoint, image_embeddings, text_embeddings
 from fashion_search.text import pad_batch
 
@@ -18,6 +20,15 @@ def embed_images(checkpoint: Checkpoint, pixels: torch.Tensor, batch_size: int) 
     parts = [image_embeddings(model, spec.normalise(pixels[i:i + batch_size]))
              for i in range(0, len(pixels), batch_size)]
     return F.normalize(torch.cat(parts), dim=-1)
+
+
+def embed_image_files(checkpoint: Checkpoint, paths: Sequence[Path], fit: str, batch_size: int,
+                      decode_batch: int = 1024) -> torch.Tensor:
+    """Images decoded a batch at a time: the full 42,537-image set never sits in memory as pixels."""
+    spec = checkpoint.pixel_spec
+    parts = [embed_images(checkpoint, load_pixels(paths[start:start + decode_batch], spec, fit), batch_size)
+             for start in range(0, len(paths), decode_batch)]
+    return torch.cat(parts)
 
 
 @torch.inference_mode()

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
 from fashion_search.config import EvaluateSettings
 from fashion_search.data.layout import IMAGES_DIR
+from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.embed import embed_images, embed_texts, tokenize_queries
 from fashion_search.evaluate.grid import GridRow
-from fashion_search.evaluate.retrieval import search
-from fashion_search.evaluate.strict import recall_curve, strict_metrics, strict_ranks
+from fashion_search.evaluate.measures import Measured, measure
+from fashion_search.evaluate.retrieval import Retriever, search
 from fashion_search.models.clip import Checkpoint, load_checkpoint
 from fashion_search.models.xattn import CrossModalScorer, load_xattn
 from fashion_search.train.inputs import pair_pixels, pair_token_ids
 
 GRID_COLUMNS = 5
+BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
 
 
 @dataclass
 class ModelResult:
-    metrics: dict[str, float]
-    curves: dict[str, list[float]]
+    measured: Measured
+    by_attribute: dict[str, Any]
     grid: list[GridRow] = field(default_factory=list)
 
 
@@ -46,28 +50,46 @@ class TestGallery:
         return self.raw / IMAGES_DIR / self.pairs["image"].iloc[index]
 
 
-def evaluate_model(name: str, directory: Path, gallery: TestGallery, settings: EvaluateSettings,
-                   queries: list[str], max_tokens: int, rerank_k: int) -> ModelResult:
-    """Strict Recall@K both ways, the Recall@K curve, and the grid rows for one model."""
-    scorer: CrossModalScorer | None = None
+def open_model(name: str, directory: Path) -> tuple[Checkpoint, CrossModalScorer | None]:
+    """The dual encoder, and for xattn the pair scorer that re-ranks its top candidates."""
     if name == "xattn":
         xattn = load_xattn(directory)
-        checkpoint, scorer = xattn.encoder, xattn.scorer
-    else:
-        checkpoint = load_checkpoint(directory)
+        return xattn.encoder, xattn.scorer
+    return load_checkpoint(directory), None
+
+
+def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes: pd.DataFrame,
+                   settings: EvaluateSettings, seed: int, queries: list[str], max_tokens: int,
+                   rerank_k: int) -> ModelResult:
+    """Every measure, the by-attribute breakdown and the grid rows for one model."""
+    checkpoint, scorer = open_model(name, directory)
     images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size)
     texts = embed_texts(checkpoint, pair_token_ids(gallery.pairs), settings.batch_size)
-    ranks = strict_ranks(images, texts, settings.chunk_size, scorer, rerank_k)
-    curves = {direction: recall_curve(r, settings.plot_max_k) for direction, r in ranks.items()}
+    measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings, seed)
+    t2i_ranks = {protocol: measured.ranks[protocol]["t2i"] for protocol in BY_ATTRIBUTE_MEASURES}
+    by_attribute = recall_by_attribute(attributes, t2i_ranks, settings.ks)
     query_embeds = embed_texts(checkpoint, tokenize_queries(checkpoint, queries, max_tokens), settings.batch_size)
     grid = []
     for query, embed in zip(queries, query_embeds):
         score_pairs = (lambda text, image: scorer(image, text)) if scorer is not None else None
         hits, scores = search(embed, images, GRID_COLUMNS, score_pairs, rerank_k)
         grid.append((name, query, [(gallery.image_path(int(i)), float(s)) for i, s in zip(hits, scores)]))
-    return ModelResult(strict_metrics(ranks, settings.ks), curves, grid)
+    return ModelResult(measured, by_attribute, grid)
 
 
-def chance_metrics(gallery_size: int, ks: list[int]) -> dict[str, float]:
-    """What a random ranking scores, so a reader can tell learning from luck."""
-    return {f"chance_recall_at_{k}": min(1.0, k / gallery_size) for k in ks}
+_NOT_ALLOWED_IN_MLFLOW_NAMES = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def flat_metric_names(nested: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{"finetuned": {"strict": {"t2i_recall_at_1": x}}} -> {"finetuned/strict/t2i_recall_at_1": x}.
+
+    MLflow's metrics are flat and their names allow letters, digits, `_ - . /` and spaces.
+    """
+    flat: dict[str, float] = {}
+    for key, value in nested.items():
+        name = prefix + _NOT_ALLOWED_IN_MLFLOW_NAMES.sub("_", str(key))
+        if isinstance(value, dict):
+            flat.update(flat_metric_names(value, f"{name}/"))
+        else:
+            flat[name] = float(value)
+    return flat

@@ -1,0 +1,63 @@
+"""`fashion-search benchmark`: any CLIP checkpoint, by the evaluate stage's own measures.
+
+Zero-shot over the full downloaded set by default (data/interim/captions.parquet),
+so a pretrained CLIP gets a row beside the published Marqo-protocol figures; a
+fine-tuned model can be measured the same way on the test split. Captions are
+tokenized with the model's own tokenizer, since a Hugging Face model does not
+share the project's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fashion_search.config import EvaluateSettings, load_params, section, seed
+from fashion_search.data.layout import IMAGES_DIR
+from fashion_search.data.pairs import read_pairs
+from fashion_search.evaluate.embed import embed_image_files, embed_texts, tokenize_queries
+from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+from fashion_search.evaluate.measures import PROTOCOLS, gallery_description, measure
+from fashion_search.evaluate.retrieval import Retriever
+from fashion_search.models.clip import INFO_FILE, Checkpoint, load_checkpoint, load_pretrained
+from fashion_search.models.xattn import SCORER_CONFIG, CrossModalScorer, load_xattn
+
+
+def open_any_model(name: str) -> tuple[Checkpoint, CrossModalScorer | None]:
+    """An xattn directory, a checkpoint directory, or anything `from_pretrained` takes (a Hugging Face id)."""
+    path = Path(name)
+    if (path / SCORER_CONFIG).is_file():
+        xattn = load_xattn(path)
+        return xattn.encoder, xattn.scorer
+    if (path / INFO_FILE).is_file():
+        return load_checkpoint(path), None
+    return load_pretrained(name)
+
+
+def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str], settings: EvaluateSettings,
+              seed_value: int, fit: str, max_tokens: int, rerank_k: int) -> dict[str, Any]:
+    """The chosen protocols' metrics for one model over every pair of `pairs_file`."""
+    checkpoint, scorer = open_any_model(model)
+    pairs = read_pairs(pairs_file, "tokenize")
+    images = embed_image_files(checkpoint, [raw / IMAGES_DIR / name for name in pairs["image"]], fit,
+                               settings.batch_size)
+    token_ids = tokenize_queries(checkpoint, pairs["caption"].tolist(), max_tokens)
+    texts = embed_texts(checkpoint, token_ids, settings.batch_size)
+    retriever = Retriever(settings.chunk_size, scorer, rerank_k)
+    measured = measure(images, texts, pairs, retriever, settings, seed_value, protocols)
+    report: dict[str, Any] = {"model": model, "pairs": str(pairs_file),
+                              "gallery": gallery_description(pairs, settings), **measured.metrics}
+    if "marqo" in protocols:
+        report["published_marqo_zero_shot"] = {"gallery_size": PUBLISHED_GALLERY_SIZE, **PUBLISHED_MARQO}
+    return report
+
+
+def benchmark_with_params(model: str, protocol: str, pairs_file: Path, raw: Path,
+                          params_file: Path = Path("params.yaml")) -> dict[str, Any]:
+    """`benchmark` with the settings the evaluate stage uses (params.yaml), `all` meaning every protocol."""
+    params = load_params(params_file)
+    protocols = PROTOCOLS if protocol == "all" else (protocol,)
+    return benchmark(model, pairs_file, raw, protocols, section(params, "evaluate"), seed(params),
+                     section(params, "image").fit, section(params, "text").max_tokens,
+                     section(params, "xattn").rerank_k)

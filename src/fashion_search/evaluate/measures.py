@@ -1,0 +1,69 @@
+"""Every measure on one model's embeddings: the one place the evaluate stage and the benchmark share.
+
+Row i of `images` and `texts` is pair i of `pairs` (columns image, item_id, caption).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from fashion_search.config import EvaluateSettings
+from fashion_search.evaluate.galleries import gallery_key, small_gallery_ranks
+from fashion_search.evaluate.item import item_groups
+from fashion_search.evaluate.marqo import marqo_metrics, marqo_ranking
+from fashion_search.evaluate.retrieval import DIRECTIONS, Retriever, direction_metrics, recall_curve
+from fashion_search.evaluate.strict import strict_groups
+
+PROTOCOLS = ("strict", "item", "marqo", "gallery")
+
+
+@dataclass
+class Measured:
+    metrics: dict[str, dict[str, float | int]] = field(default_factory=dict)  # protocol -> name -> value
+    curves: dict[str, list[float]] = field(default_factory=dict)              # "item_t2i" -> Recall@1..max_k
+    ranks: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)   # "strict" / "item" -> direction -> ranks
+
+
+def measure(images: torch.Tensor, texts: torch.Tensor, pairs: pd.DataFrame, retriever: Retriever,
+            settings: EvaluateSettings, seed: int, protocols: Sequence[str] = PROTOCOLS) -> Measured:
+    """The chosen protocols' metrics (strict and item: Recall@K both ways, mean and median rank)."""
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}; choose from {PROTOCOLS}")
+    result = Measured()
+    groupings = {}
+    if "strict" in protocols:
+        groupings["strict"] = strict_groups(len(images))
+    if "item" in protocols:
+        groupings["item"] = item_groups(pairs["item_id"].tolist())
+    if groupings:
+        for direction in DIRECTIONS:
+            for protocol, ranking in retriever.rank_groupings(direction, images, texts, groupings).items():
+                result.ranks.setdefault(protocol, {})[direction] = ranking.first
+    for protocol, ranks in result.ranks.items():
+        result.metrics[protocol] = direction_metrics(ranks, settings.ks)
+        result.curves.update({f"{protocol}_{direction}": recall_curve(r, settings.plot_max_k)
+                              for direction, r in ranks.items()})
+    if "marqo" in protocols:
+        ranking = marqo_ranking(images, texts, pairs["caption"].tolist(), settings.marqo_queries, seed, retriever)
+        result.metrics["marqo"] = marqo_metrics(ranking)
+    if "gallery" in protocols:
+        ranks = small_gallery_ranks(images, texts, settings.gallery_size, settings.gallery_draws, seed, retriever)
+        result.metrics[gallery_key(settings.gallery_size)] = direction_metrics(ranks, settings.ks)
+    return result
+
+
+def gallery_description(pairs: pd.DataFrame, settings: EvaluateSettings) -> dict[str, float | int]:
+    """What the numbers were measured on, and what a random ranking scores on it."""
+    size = len(pairs)
+    small = min(settings.gallery_size, size)
+    return {"size": size, "items": int(pairs["item_id"].nunique()),
+            "unique_captions": int(pairs["caption"].nunique()),
+            "marqo_queries": min(settings.marqo_queries, int(pairs["caption"].nunique())),
+            "small_gallery_size": small, "small_gallery_draws": settings.gallery_draws,
+            **{f"chance_recall_at_{k}": min(1.0, k / size) for k in settings.ks},
+            **{f"small_gallery_chance_recall_at_{k}": min(1.0, k / small) for k in settings.ks}}

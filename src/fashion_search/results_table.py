@@ -1,0 +1,85 @@
+"""The README's results tables, generated from metrics/evaluate.json so they never drift from the run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+MODELS = {"baseline": "Baseline (zero-shot; tiny: trained here from scratch)",
+          "finetuned": "Fine-tuned (symmetric InfoNCE, T=0.1)",
+          "xattn": "Cross-modal attention (re-ranks the dual encoder's top k)"}
+
+
+def _ks(protocol_metrics: dict) -> list[int]:
+    return sorted(int(key.rsplit("_", 1)[1]) for key in protocol_metrics if key.startswith("t2i_recall_at_"))
+
+
+def _recall_table(metrics: dict, protocol: str, chance: dict | None = None) -> list[str]:
+    """Recall@K both ways and the T→I median rank, one row per model (and chance, when given)."""
+    ks = _ks(metrics["baseline"][protocol])
+    head = ["Model", *[f"T→I R@{k}" for k in ks], *[f"I→T R@{k}" for k in ks], "T→I median rank"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, label in MODELS.items():
+        row = metrics[name][protocol]
+        cells = [f"{row[f'{d}_recall_at_{k}']:.3f}" for d in ("t2i", "i2t") for k in ks]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['t2i_median_rank']:g} |")
+    if chance is not None:
+        cells = [f"{chance['recall'][k]:.3f}" for k in ks]
+        lines.append("| Chance | " + " | ".join(cells + cells) + f" | {chance['median_rank']:g} |")
+    return lines
+
+
+def _marqo_table(metrics: dict) -> list[str]:
+    """Ours on the test split beside the published zero-shot figures on the full set."""
+    gallery = metrics["gallery"]
+    lines = ["| Model | Images | R@1 | R@10 | MRR@10 | AvgRecall |", "|---|---|---|---|---|---|"]
+    for name, label in MODELS.items():
+        row = metrics[name]["marqo"]
+        lines.append(f"| {label} | {gallery['size']:,} (test split) | {row['recall_at_1']:.3f} | "
+                     f"{row['recall_at_10']:.3f} | {row['mrr_at_10']:.3f} | {row['avg_recall']:.3f} |")
+    for label, row in PUBLISHED_MARQO.items():
+        average = (row["recall_at_1"] + row["recall_at_10"]) / 2
+        lines.append(f"| {label} (published, zero-shot) | {PUBLISHED_GALLERY_SIZE:,} | {row['recall_at_1']:.3f} | "
+                     f"{row['recall_at_10']:.3f} | {row['mrr_at_10']:.3f} | {average:.3f} |")
+    return lines
+
+
+def render_table(metrics: dict) -> str:
+    """Markdown: strict (the headline), item level, small galleries, and the Marqo protocol beside published rows."""
+    gallery = metrics["gallery"]
+    ks = _ks(metrics["baseline"]["strict"])
+    small = gallery["small_gallery_size"]
+    small_key = next(key for key in metrics["baseline"] if key.startswith("gallery_"))
+    sections = [
+        f"**Strict** (the report's protocol): one query per test caption, the hit is its own image; "
+        f"{gallery['size']} test images; ties count against the query.",
+        "", *_recall_table(metrics, "strict", {"recall": {k: gallery[f"chance_recall_at_{k}"] for k in ks},
+                                                "median_rank": (gallery["size"] + 1) / 2}),
+        "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products).",
+        "", *_recall_table(metrics, "item"),
+        "", f"**Small galleries**: strict recall within random galleries of {small} test pairs, "
+            f"{gallery['small_gallery_draws']} draws (the report's batches of 32).",
+        "", *_recall_table(metrics, small_key, {"recall": {k: gallery[f"small_gallery_chance_recall_at_{k}"]
+                                                           for k in ks}, "median_rank": (small + 1) / 2}),
+        "", f"**Marqo protocol** (text→image): {gallery['marqo_queries']} unique captions as queries, every image "
+            "with exactly that caption relevant, recall = relevant retrieved / all relevant. Published rows are "
+            "zero-shot on all 42,537 images, so a larger gallery than ours.",
+        "", *_marqo_table(metrics),
+    ]
+    return "\n".join(sections)
+
+
+def update_readme(readme: Path, metrics_file: Path) -> bool:
+    """Replace the block between the results markers; True if the README changed."""
+    text = readme.read_text(encoding="utf-8")
+    table = render_table(json.loads(metrics_file.read_text(encoding="utf-8")))
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+    updated = pattern.sub(lambda _: f"{START}\n{table}\n{END}", text)
+    readme.write_text(updated, encoding="utf-8")
+    return updated != text
