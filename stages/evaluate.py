@@ -8,6 +8,7 @@ import pandas as pd
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
+from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
@@ -32,6 +33,7 @@ def main() -> None:
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--by-attribute", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
@@ -40,15 +42,17 @@ def main() -> None:
     params = load_params()
     settings, image, text = section(params, "evaluate"), section(params, "image"), section(params, "text")
     rerank_k, seed_value = section(params, "xattn").rerank_k, seed(params)
-    gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit)
+    runtime_settings = section(params, "runtime")
+    runtime = pick_runtime(runtime_settings.device, runtime_settings.precision)
+    gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit, require(args.cache, "cache_images"))
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
 
-    tracked = {"seed": seed_value, "image": params["image"], "evaluate": params["evaluate"],
-               "xattn.rerank_k": rerank_k}
+    tracked = {"seed": seed_value, "runtime": params["runtime"], "image": params["image"], "text": params["text"],
+               "evaluate": params["evaluate"], "xattn.rerank_k": rerank_k}
     with start_run("evaluate", tracked) as logger:
         results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, attributes,
-                                        settings, seed_value, queries, text.max_tokens, rerank_k)
+                                        settings, seed_value, queries, text, rerank_k, runtime)
                    for name in MODELS}
         metrics = {name: result.measured.metrics for name, result in results.items()}
         metrics["gallery"] = gallery_description(gallery.pairs, settings)

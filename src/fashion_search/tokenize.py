@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
-from fashion_search.config import ModelSettings, TextSettings
+from fashion_search.config import ModelSettings
 from fashion_search.models.clip import TINY, ModelNotFoundError
 from fashion_search.text import encode, load_tokenizer, segment_caption
 

@@ -775,7 +775,7 @@ def _cut_neckline(canvas: _Canvas, draw: ImageDraw.ImageDraw, neckline: str) -> 
 
 
 def _draw_outer(canvas: _Canvas) -> None:
-    frame, look = canvas.frame, canvas.look
+    frame = canvas.frame
     mask, draw = canvas.mask()
     if canvas.front:  # open at the front: two panels at the torso's sides
         left = [(-0.125, 0.165), (-0.055, 0.165), (-0.06, 0.6), (-0.135, 0.6)]

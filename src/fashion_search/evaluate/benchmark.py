@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fashion_search.config import EvaluateSettings, load_params, section, seed
+from fashion_search.config import EvaluateSettings, TextSettings, load_params, section, seed
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.data.pairs import read_pairs
 from fashion_search.evaluate.embed import embed_image_files, embed_texts, tokenize_queries
@@ -36,14 +36,14 @@ def open_any_model(name: str) -> tuple[Checkpoint, CrossModalScorer | None]:
 
 
 def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str], settings: EvaluateSettings,
-              seed_value: int, fit: str, max_tokens: int, rerank_k: int) -> dict[str, Any]:
+              seed_value: int, fit: str, text: TextSettings, rerank_k: int) -> dict[str, Any]:
     """The chosen protocols' metrics for one model over every pair of `pairs_file`."""
     checkpoint, scorer = open_any_model(model)
     pairs = read_pairs(pairs_file, "tokenize")
     images = embed_image_files(checkpoint, [raw / IMAGES_DIR / name for name in pairs["image"]], fit,
                                settings.batch_size)
-    token_ids = tokenize_queries(checkpoint, pairs["caption"].tolist(), max_tokens)
-    texts = embed_texts(checkpoint, token_ids, settings.batch_size)
+    captions = tokenize_queries(checkpoint, pairs["caption"].tolist(), text.max_tokens, text.long_text)
+    texts = embed_texts(checkpoint, captions, settings.batch_size)
     retriever = Retriever(settings.chunk_size, scorer, rerank_k)
     measured = measure(images, texts, pairs, retriever, settings, seed_value, protocols)
     report: dict[str, Any] = {"model": model, "pairs": str(pairs_file),
@@ -59,5 +59,5 @@ def benchmark_with_params(model: str, protocol: str, pairs_file: Path, raw: Path
     params = load_params(params_file)
     protocols = PROTOCOLS if protocol == "all" else (protocol,)
     return benchmark(model, pairs_file, raw, protocols, section(params, "evaluate"), seed(params),
-                     section(params, "image").fit, section(params, "text").max_tokens,
+                     section(params, "image").fit, section(params, "text"),
                      section(params, "xattn").rerank_k)

@@ -8,17 +8,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fashion_search.device import Runtime
 from fashion_search.images import load_pixels
-from fashion_search.models.clip import Checkpoint, image_embeddings, text_embeddings
-from fashion_search.text import pad_batch
+from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
+from fashion_search.text import flatten_segments, pad_batch, segment_caption
+from fashion_search.train.loop import CPU, Pixels, Segments
 
 
 @torch.inference_mode()
-def embed_images(checkpoint: Checkpoint, pixels: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """L2-normalised image embeddings of uint8 pixels (N, 3, S, S)."""
-    spec, model = checkpoint.pixel_spec, checkpoint.model.eval()
-    parts = [image_embeddings(model, spec.normalise(pixels[i:i + batch_size]))
-             for i in range(0, len(pixels), batch_size)]
+def embed_images(checkpoint: Checkpoint, pixels: Pixels, batch_size: int, runtime: Runtime = CPU) -> torch.Tensor:
+    """L2-normalised image embeddings (fp32, on the CPU) of uint8 pixels (N, 3, S, S)."""
+    spec, model = checkpoint.pixel_spec, checkpoint.model.to(runtime.device).eval()
+    parts = []
+    for start in range(0, len(pixels), batch_size):
+        batch = runtime.to_device(pixels[start:start + batch_size])
+        with runtime.autocast():
+            parts.append(image_embeddings(model, spec.normalise(batch)).float().cpu())
     return F.normalize(torch.cat(parts), dim=-1)
 
 
@@ -32,15 +37,23 @@ def embed_image_files(checkpoint: Checkpoint, paths: Sequence[Path], fit: str, b
 
 
 @torch.inference_mode()
-def embed_texts(checkpoint: Checkpoint, token_ids: Sequence[Sequence[int]], batch_size: int) -> torch.Tensor:
-    """L2-normalised text embeddings of already tokenized (and truncated) texts."""
-    model, parts = checkpoint.model.eval(), []
-    for start in range(0, len(token_ids), batch_size):
-        ids, mask = pad_batch(token_ids[start:start + batch_size], checkpoint.pad_id)
-        parts.append(text_embeddings(model, ids, mask))
+def embed_texts(checkpoint: Checkpoint, captions: Sequence[Segments], batch_size: int,
+                runtime: Runtime = CPU) -> torch.Tensor:
+    """L2-normalised text embeddings of tokenized texts, each given as its pieces (usually one)."""
+    model, parts = checkpoint.model.to(runtime.device).eval(), []
+    for start in range(0, len(captions), batch_size):
+        chunk = captions[start:start + batch_size]
+        pieces, owner = flatten_segments(chunk)
+        ids, mask = pad_batch(pieces, checkpoint.pad_id)
+        with runtime.autocast():
+            embeds = text_embeddings(model, runtime.to_device(ids), runtime.to_device(mask)).float().cpu()
+        parts.append(mean_of_segments(embeds, owner, len(chunk)))
     return F.normalize(torch.cat(parts), dim=-1)
 
 
-def tokenize_queries(checkpoint: Checkpoint, queries: Sequence[str], max_tokens: int) -> list[list[int]]:
-    """Free-text queries through the checkpoint's own tokenizer, truncated like the captions."""
-    return checkpoint.tokenizer(list(queries), truncation=True, max_length=max_tokens)["input_ids"]
+def tokenize_queries(checkpoint: Checkpoint, queries: Sequence[str], max_tokens: int,
+                     long_text: str = "truncate") -> list[list[list[int]]]:
+    """Free-text queries through the checkpoint's own tokenizer, truncated or segmented like the captions."""
+    if long_text == "segment":
+        return [segment_caption(checkpoint.tokenizer, query, max_tokens) for query in queries]
+    return [[ids] for ids in checkpoint.tokenizer(list(queries), truncation=True, max_length=max_tokens)["input_ids"]]

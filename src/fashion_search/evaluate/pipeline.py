@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
-from fashion_search.config import EvaluateSettings
+from fashion_search.config import EvaluateSettings, TextSettings
+from fashion_search.device import Runtime
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.embed import embed_images, embed_texts, tokenize_queries
@@ -19,7 +19,8 @@ from fashion_search.evaluate.measures import Measured, measure
 from fashion_search.evaluate.retrieval import Retriever, search
 from fashion_search.models.clip import Checkpoint, load_checkpoint
 from fashion_search.models.xattn import CrossModalScorer, load_xattn
-from fashion_search.train.inputs import pair_pixels, pair_token_ids
+from fashion_search.train.inputs import pair_pixels, pair_segments
+from fashion_search.train.loop import CPU, Pixels
 
 GRID_COLUMNS = 5
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
@@ -37,14 +38,10 @@ class TestGallery:
     pairs: pd.DataFrame
     raw: Path
     fit: str
-    _pixels: dict = field(default_factory=dict)
+    cache: Path | None = None  # the cache_images stage's output; None decodes data/raw
 
-    def pixels(self, checkpoint: Checkpoint) -> torch.Tensor:
-        """Decoded once per image size, shared by the models that use the same size."""
-        spec = checkpoint.pixel_spec
-        if spec.size not in self._pixels:
-            self._pixels[spec.size] = pair_pixels(self.pairs, self.raw, spec, self.fit)
-        return self._pixels[spec.size]
+    def pixels(self, checkpoint: Checkpoint) -> Pixels:
+        return pair_pixels(self.pairs, self.raw, checkpoint.pixel_spec, self.fit, self.cache)
 
     def image_path(self, index: int) -> Path:
         return self.raw / IMAGES_DIR / self.pairs["image"].iloc[index]
@@ -59,16 +56,17 @@ def open_model(name: str, directory: Path) -> tuple[Checkpoint, CrossModalScorer
 
 
 def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes: pd.DataFrame,
-                   settings: EvaluateSettings, seed: int, queries: list[str], max_tokens: int,
-                   rerank_k: int) -> ModelResult:
+                   settings: EvaluateSettings, seed: int, queries: list[str], text: TextSettings,
+                   rerank_k: int, runtime: Runtime = CPU) -> ModelResult:
     """Every measure, the by-attribute breakdown and the grid rows for one model."""
     checkpoint, scorer = open_model(name, directory)
-    images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size)
-    texts = embed_texts(checkpoint, pair_token_ids(gallery.pairs), settings.batch_size)
+    images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
+    texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
     measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings, seed)
     t2i_ranks = {protocol: measured.ranks[protocol]["t2i"] for protocol in BY_ATTRIBUTE_MEASURES}
     by_attribute = recall_by_attribute(attributes, t2i_ranks, settings.ks)
-    query_embeds = embed_texts(checkpoint, tokenize_queries(checkpoint, queries, max_tokens), settings.batch_size)
+    query_tokens = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
+    query_embeds = embed_texts(checkpoint, query_tokens, settings.batch_size, runtime)
     grid = []
     for query, embed in zip(queries, query_embeds):
         score_pairs = (lambda text, image: scorer(image, text)) if scorer is not None else None
