@@ -29,8 +29,7 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 
-    tracked = {"seed": global_seed, "runtime": params["runtime"], "image": params["image"],
-               "finetune": params["finetune"]}
+    tracked = {key: params[key] for key in ("seed", "runtime", "image", "finetune")}
     with start_run("finetune", tracked) as logger:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             checkpoint.pixel_spec, image.fit)

@@ -31,8 +31,7 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 
-    tracked = {"seed": global_seed, "runtime": params["runtime"], "model": params["model"], "text": params["text"], "image": params["image"],
-               "train_baseline": params["train_baseline"]}
+    tracked = {key: params[key] for key in ("seed", "runtime", "model", "text", "image", "train_baseline")}
     with start_run("train_baseline", tracked) as logger:
         if model.name == TINY:
             checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)

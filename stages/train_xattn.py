@@ -32,8 +32,7 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 
-    tracked = {"seed": global_seed, "runtime": params["runtime"], "image": params["image"],
-               "xattn": params["xattn"]}
+    tracked = {key: params[key] for key in ("seed", "runtime", "image", "xattn")}
     with start_run("train_xattn", tracked) as logger:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             encoder.pixel_spec, image.fit)

@@ -10,11 +10,13 @@ loader such as PyYAML's would return as a string.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 
 class ConfigError(ValueError):
@@ -28,9 +30,24 @@ def rule(*, low: float | None = None, high: float | None = None, low_open: bool 
 
 
 @dataclasses.dataclass(frozen=True)
+class DeepFashionSettings:
+    """The official files on Google Drive: file ids (or URLs) and optional MD5 checksums."""
+
+    images: str
+    captions: str
+    labels: str  # empty: no labels
+    images_md5: str
+    captions_md5: str
+    labels_md5: str
+    cache_dir: str  # downloads are kept here (outside data/raw) and never fetched twice
+
+
+@dataclasses.dataclass(frozen=True)
 class DataSettings:
-    source: str = dataclasses.field(metadata=rule(choices=("synthetic", "local")))
+    source: str = dataclasses.field(metadata=rule(choices=("synthetic", "deepfashion", "local", "hf")))
     local_path: str  # a folder in the DeepFashion-MultiModal layout, for source: local
+    hf_repo: str  # a Hub dataset with the Marqo/deepfashion-multimodal schema, or a local folder of its Parquet
+    deepfashion: DeepFashionSettings
     n_items: int = dataclasses.field(metadata=rule(low=2))
     image_width: int = dataclasses.field(metadata=rule(low=32, high=2048))
     image_height: int = dataclasses.field(metadata=rule(low=32, high=2048))
@@ -57,6 +74,7 @@ class ModelSettings:
 @dataclasses.dataclass(frozen=True)
 class TextSettings:
     max_tokens: int = dataclasses.field(metadata=rule(low=8, high=77))
+    long_text: str = dataclasses.field(metadata=rule(choices=("truncate", "segment")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +117,7 @@ class XattnSettings:
     weight_decay: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))
     warmup_steps: int = dataclasses.field(metadata=rule(low=0))
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
+    negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
 
 
@@ -109,9 +128,32 @@ class EvaluateSettings:
     chunk_size: int = dataclasses.field(metadata=rule(low=1))
     batch_size: int = dataclasses.field(metadata=rule(low=1))
     queries: list[str]
+    gallery_size: int = dataclasses.field(metadata=rule(low=2))  # small random galleries (the report's batch: 32)
+    gallery_draws: int = dataclasses.field(metadata=rule(low=1, high=10000))
+    marqo_queries: int = dataclasses.field(metadata=rule(low=1))  # unique captions sampled as queries (Marqo: 2,000)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSettings:
+    """The search service: which model answers, over which images, through which vector index."""
+
+    model: str = dataclasses.field(metadata=rule(choices=("best", "baseline", "finetuned", "xattn")))
+    gallery: str = dataclasses.field(metadata=rule(choices=("test", "all")))
+    faiss: str = dataclasses.field(metadata=rule(choices=("auto", "exact", "ivf", "hnsw")))
+    batch_size: int = dataclasses.field(metadata=rule(low=1))
+    examples: list[str]  # queries the web page offers to click
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """Where training and embedding run: CUDA with mixed precision when present, else the CPU in fp32."""
+
+    device: str = dataclasses.field(metadata=rule(choices=("auto", "cpu", "cuda")))
+    precision: str = dataclasses.field(metadata=rule(choices=("auto", "fp32", "bf16", "fp16")))
 
 
 SECTIONS: dict[str, type] = {
+    "runtime": RuntimeSettings,
     "data": DataSettings,
     "model": ModelSettings,
     "text": TextSettings,
@@ -121,6 +163,7 @@ SECTIONS: dict[str, type] = {
     "finetune": TrainSettings,
     "xattn": XattnSettings,
     "evaluate": EvaluateSettings,
+    "serve": ServeSettings,
 }
 TOP_LEVEL_SCALARS = {"seed": int}
 
@@ -130,7 +173,10 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found: run from the repository root, where params.yaml lives")
-    params = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    try:
+        params = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping of sections")
     known = set(SECTIONS) | set(TOP_LEVEL_SCALARS)
@@ -207,8 +253,8 @@ def _coerce(key: str, raw: Any, kind: type) -> Any:
     if kind is float:
         if isinstance(raw, str):
             raw = _parse_number(key, raw, kind)
-        if not isinstance(raw, (int, float)):
-            raise ConfigError(f"params.yaml: {key} must be a number, got {raw!r}")
+        if not isinstance(raw, (int, float)) or not math.isfinite(raw):
+            raise ConfigError(f"params.yaml: {key} must be a finite number, got {raw!r}")
         return float(raw)
     raise TypeError(f"unsupported settings type {kind} for {key}")  # a programming error, not user input
 

@@ -1,0 +1,74 @@
+"""`fashion-search query` and `fashion-search serve`: the search from a terminal or a browser.
+
+The heavy imports (torch, the model, FastAPI) happen inside the commands, so that
+`fashion-search --help` and the other commands stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_INDEX = Path("models/index")
+DEFAULT_HOST = "127.0.0.1"  # local only; pass --host 0.0.0.0 to expose it on purpose
+DEFAULT_PORT = 8000
+
+
+def add_search_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `query` and `serve` on the CLI's subcommands; each sets `handler`."""
+    query = commands.add_parser("query", help="search the gallery from the terminal")
+    query.add_argument("text", help='what to look for, e.g. "a red dress"')
+    query.add_argument("-k", type=int, default=5, help="how many results (default 5)")
+    query.add_argument("--grid", type=Path, help="also write a PNG of the results here")
+    query.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="the index stage's output")
+    query.add_argument("--exact", action="store_true", help="search by matmul instead of the FAISS index")
+    query.set_defaults(handler=run_query)
+    serve = commands.add_parser("serve", help="the web page and JSON API (http://127.0.0.1:8000)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="the index stage's output")
+    serve.set_defaults(handler=run_serve)
+
+
+def run_query(args: argparse.Namespace) -> None:
+    from fashion_search.stage import run
+
+    run(lambda: print_results(args))
+
+
+def print_results(args: argparse.Namespace) -> None:
+    from fashion_search.search.engine import SearchEngine
+
+    engine = SearchEngine.open(args.index, exact=args.exact)
+    hits = engine.search(args.text, args.k)
+    print(f"{len(hits)} of {engine.gallery_size} images, model {engine.model_name}")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>4}  {hit.score:+.4f}  {hit.image_id}")
+    if args.grid is not None:
+        write_grid(engine.model_name, args.text, hits, args.grid)
+        print(f"grid written to {args.grid}")
+
+
+def write_grid(model: str, query: str, hits: list, out: Path) -> None:
+    from fashion_search.atomic import atomic_path
+    from fashion_search.evaluate.grid import draw_grid
+
+    with atomic_path(out) as tmp:
+        draw_grid([(model, query, [(hit.path, hit.score) for hit in hits])], tmp, columns=max(1, len(hits)))
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from fashion_search.stage import run
+
+    run(lambda: serve(args.index, args.host, args.port))
+
+
+def serve(index: Path, host: str, port: int) -> None:
+    import uvicorn
+
+    from fashion_search.search.app import create_app
+    from fashion_search.search.engine import SearchEngine
+
+    engine = SearchEngine.open(index)
+    print(f"serving {engine.gallery_size} images with {engine.model_name} on http://{host}:{port}/")
+    uvicorn.run(create_app(engine), host=host, port=port, log_level="info")

@@ -1,0 +1,50 @@
+"""Stage index: embed the search gallery with the served model; write models/index/ for query and serve."""
+
+import argparse
+from pathlib import Path
+
+from fashion_search.config import load_params, section
+from fashion_search.data.pairs import read_pairs, require
+from fashion_search.device import pick_runtime
+from fashion_search.search.index import embed_gallery, gallery_pairs, image_paths, write_index
+from fashion_search.search.served_model import MODELS, choose_model, load_model
+from fashion_search.search.vectors import resolve_kind
+from fashion_search.stage import run
+
+MADE_BY = {"baseline": "train_baseline", "finetuned": "finetune", "xattn": "train_xattn"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    for name in MODELS:
+        parser.add_argument(f"--{name}", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics/evaluate.json, for serve.model: best")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    serve, image, text = section(params, "serve"), section(params, "image"), section(params, "text")
+    rerank_k = section(params, "xattn").rerank_k
+
+    model = choose_model(serve.model, require(args.metrics, "evaluate"))
+    model_dir = require(getattr(args, model), MADE_BY[model])
+    checkpoint, scorer = load_model(model, model_dir)
+    pairs = gallery_pairs(read_pairs(args.train, "split"), read_pairs(args.test, "split"), serve.gallery)
+    runtime = section(params, "runtime")
+    embeddings = embed_gallery(checkpoint, pairs, args.raw, image.fit, serve.batch_size,
+                               require(args.cache, "cache_images"), pick_runtime(runtime.device, runtime.precision))
+    reference = {
+        "model": model, "model_dir": model_dir.as_posix(), "gallery": serve.gallery,
+        "faiss": resolve_kind(serve.faiss, len(pairs)), "max_tokens": text.max_tokens,
+        "long_text": text.long_text, "image_fit": image.fit,
+        "rerank_k": rerank_k if scorer is not None else None, "examples": serve.examples,
+    }
+    write_index(args.out, pairs["image"].tolist(), image_paths(pairs, args.raw), embeddings, reference)
+    print(f"{args.out}: {len(pairs)} images embedded with {model} ({reference['faiss']} search)")
+
+
+if __name__ == "__main__":
+    run(main)

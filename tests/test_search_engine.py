@@ -1,0 +1,147 @@
+"""The search engine and the `query` command: ranking, re-ranking as in evaluation, and every bad query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_search_index import build_search_project
+
+from fashion_search.cli import main
+from fashion_search.evaluate.retrieval import search
+from fashion_search.search.engine import QueryError, SearchEngine
+
+LONG_QUERY = " ".join(["a long-sleeved shirt with black and white boxes and a red skirt"] * 20)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_search_project(tmp_path_factory.mktemp("engine"))
+
+
+@pytest.fixture(scope="module")
+def engine(project: Path) -> SearchEngine:
+    return SearchEngine.open(project / "models/index", root=project)
+
+
+@pytest.fixture(scope="module")
+def xattn_engine(project: Path) -> SearchEngine:
+    return SearchEngine.open(project / "models/index-xattn", root=project)
+
+
+def test_results_are_ranked_best_first_with_their_files(engine: SearchEngine) -> None:
+    hits = engine.search("a red dress", 5)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len({h.image_id for h in hits}) == 5
+    assert all(h.path.is_file() and h.path.name == h.image_id for h in hits)
+
+
+def test_scores_are_the_cosines_of_the_query_and_the_gallery(engine: SearchEngine) -> None:
+    text = engine.encode("denim shorts").numpy()
+    hits = engine.search("denim shorts", 3)
+    rows = [engine.index.ids.index(h.image_id) for h in hits]
+    assert np.allclose([h.score for h in hits], engine.index.embeddings[rows] @ text, atol=1e-5)
+
+
+def test_k_beyond_the_gallery_returns_the_whole_gallery(engine: SearchEngine) -> None:
+    assert len(engine.search("a hat", 10_000)) == engine.gallery_size
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\t\n"])
+def test_an_empty_query_is_refused_with_a_message(engine: SearchEngine, query: str) -> None:
+    with pytest.raises(QueryError, match="empty"):
+        engine.search(query, 5)
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_k_below_one_is_refused(engine: SearchEngine, k: int) -> None:
+    with pytest.raises(QueryError, match="k must be"):
+        engine.search("a red dress", k)
+
+
+def test_a_query_over_77_tokens_is_truncated_not_refused(engine: SearchEngine) -> None:
+    ids = engine.checkpoint.tokenizer(LONG_QUERY)["input_ids"]
+    assert len(ids) > 77
+    kept = engine.checkpoint.tokenizer.decode(ids[1:76])  # what survives truncation, end token re-added
+    assert [h.image_id for h in engine.search(LONG_QUERY, 5)] == [h.image_id for h in engine.search(kept, 5)]
+
+
+@pytest.mark.parametrize("query", ["robe rouge à fleurs", "красное платье", "連衣裙", "👗✨", "a dress 👗"])
+def test_non_ascii_and_emoji_queries_work(engine: SearchEngine, query: str) -> None:
+    assert len(engine.search(query, 3)) == 3
+
+
+def test_a_query_costs_one_text_encoding(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, calls = engine.checkpoint.model, []
+    original = model.get_text_features
+    monkeypatch.setattr(model, "get_text_features", lambda **kw: calls.append(1) or original(**kw))
+    monkeypatch.setattr(model, "get_image_features", lambda **kw: pytest.fail("images are embedded once, offline"))
+    engine.search("a red dress", 5)
+    assert len(calls) == 1
+
+
+def test_faiss_and_matmul_give_the_same_results(project: Path, engine: SearchEngine) -> None:
+    exact = SearchEngine.open(project / "models/index", root=project, exact=True)
+    for query in ("a red dress", "long-sleeved shirt with black and white boxes"):
+        assert [h.image_id for h in exact.search(query, 8)] == [h.image_id for h in engine.search(query, 8)]
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_xattn_re_ranks_the_dual_encoders_top_candidates_as_evaluation_does(xattn_engine: SearchEngine,
+                                                                            k: int) -> None:
+    scorer, rerank_k = xattn_engine.scorer, xattn_engine.index.reference["rerank_k"]
+    text = xattn_engine.encode("a red dress")
+    gallery = torch.tensor(xattn_engine.index.embeddings)
+    rows, scores = search(text, gallery, k, lambda t, image: scorer(image, t), rerank_k)
+    hits = xattn_engine.search("a red dress", k)
+    assert [h.image_id for h in hits] == [xattn_engine.index.ids[int(r)] for r in rows]
+    assert np.allclose([h.score for h in hits], scores.numpy(), atol=1e-5)
+
+
+def test_images_are_found_by_id_only(engine: SearchEngine, project: Path) -> None:
+    first = engine.index.ids[0]
+    assert engine.image_path(first) == project / "data/raw/images" / first
+    for trick in ("../params.yaml", "..", "/etc/passwd", "images/" + first, first.upper(), ""):
+        assert engine.image_path(trick) is None
+
+
+def test_an_index_built_by_another_model_width_is_refused(project: Path, engine: SearchEngine) -> None:
+    index = engine.index
+    narrower = type(index)(index.ids, index.paths, index.embeddings[:, :16], {**index.reference, "dim": 16},
+                           index.faiss_index)
+    with pytest.raises(ValueError, match="dvc repro index"):
+        SearchEngine(narrower, engine.checkpoint, None, project)
+
+
+# --- the `fashion-search query` command ------------------------------------------------------------
+
+def test_query_command_prints_ranked_results_and_writes_a_grid(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(project)
+    main(["query", "a red dress", "-k", "3", "--grid", "out/grid.png"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 of ") and "finetuned" in lines[0]
+    ranked = [line.split() for line in lines[1:4]]
+    assert [row[0] for row in ranked] == ["1", "2", "3"]
+    assert all(row[2].endswith(".jpg") for row in ranked)
+    assert (project / "out/grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_query_command_reports_an_empty_query_in_one_line(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "  ", "-k", "3"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("error: the query is empty")
+
+
+def test_query_command_without_an_index_names_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["query", "a red dress"])
+    assert "dvc repro index" in capsys.readouterr().err

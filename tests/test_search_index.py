@@ -1,0 +1,227 @@
+"""The index stage's pieces: which model serves, which images, the files it writes, and FAISS against matmul.
+
+`build_search_project` makes a tiny but real project (synthetic images, a tokenizer,
+an untrained tiny CLIP, an xattn scorer, split Parquet files, evaluate metrics and two
+built indexes) in a few seconds; the API, engine and browser tests build on it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from ruamel.yaml import YAML
+
+from fashion_search.config import TinyModelSettings
+from fashion_search.data.pairs import build_pairs, write_pairs
+from fashion_search.data.synthetic import generate_synthetic
+from fashion_search.models.clip import build_tiny
+from fashion_search.models.xattn import XattnModel, new_scorer
+from fashion_search.search.index import (
+    embed_gallery,
+    gallery_pairs,
+    image_paths,
+    read_index,
+    write_index,
+)
+from fashion_search.search.served_model import best_model, choose_model
+from fashion_search.search.vectors import (
+    AUTO_APPROXIMATE_FROM,
+    FaissSearch,
+    MatmulSearch,
+    build_faiss,
+    resolve_kind,
+)
+from fashion_search.text import build_tokenizer
+from fashion_search.tokenize import tokenize_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
+MAX_TOKENS = 77
+RAW = Path("data/raw")
+EXAMPLES = ["a red dress", "denim shorts"]
+
+
+def _index_reference(model: str, rerank_k: int | None) -> dict:
+    return {"model": model, "model_dir": f"models/{model}", "gallery": "test", "faiss": "exact",
+            "max_tokens": MAX_TOKENS, "image_fit": "pad", "rerank_k": rerank_k, "examples": EXAMPLES}
+
+
+def build_search_project(root: Path) -> Path:
+    """A project tree as `dvc repro` would leave it, small: data, models, metrics and models/index*."""
+    generate_synthetic(root / RAW, n_items=8, seed=0, image_size=(64, 96))
+    pairs, _ = build_pairs(root / RAW)
+    tokenizer = build_tokenizer(pairs["caption"], TINY.vocab_size, MAX_TOKENS)
+    pairs, _ = tokenize_pairs(pairs, tokenizer, MAX_TOKENS)
+    items = sorted(pairs["item_id"].unique())
+    test_items = set(items[: len(items) // 2])
+    write_pairs(pairs[~pairs["item_id"].isin(test_items)], root / "data/processed/train.parquet")
+    write_pairs(pairs[pairs["item_id"].isin(test_items)], root / "data/processed/test.parquet")
+    checkpoint = build_tiny(TINY, tokenizer, MAX_TOKENS, seed=0)
+    for name in ("baseline", "finetuned"):
+        checkpoint.save(root / "models" / name)
+    XattnModel(checkpoint, new_scorer(TINY.embed_dim, 1, 2, 0.0, seed=0).eval()).save(root / "models/xattn")
+    metrics = {"baseline": {"t2i_recall_at_10": 0.1}, "finetuned": {"t2i_recall_at_10": 0.3},
+               "xattn": {"t2i_recall_at_10": 0.2}, "gallery": {"size": 1}}
+    (root / "metrics").mkdir()
+    (root / "metrics/evaluate.json").write_text(json.dumps(metrics), encoding="utf-8")
+    test = gallery_pairs(pairs, pairs[pairs["item_id"].isin(test_items)], "test")
+    embeddings = embed_gallery(checkpoint, test, root / RAW, "pad", batch_size=16)
+    for out, model, rerank_k in (("models/index", "finetuned", None), ("models/index-xattn", "xattn", 5)):
+        write_index(root / out, test["image"].tolist(), image_paths(test, RAW), embeddings,
+                    _index_reference(model, rerank_k))
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_search_project(tmp_path_factory.mktemp("search"))
+
+
+# --- which model serves ----------------------------------------------------------------------------
+
+def test_best_model_reads_the_flat_metrics_layout() -> None:
+    metrics = {"baseline": {"t2i_recall_at_10": 0.2}, "finetuned": {"t2i_recall_at_10": 0.5},
+               "xattn": {"t2i_recall_at_10": 0.4}, "gallery": {"size": 10}}
+    assert best_model(metrics) == "finetuned"
+
+
+def test_best_model_reads_the_per_protocol_layout() -> None:
+    metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.2}, "item": {"t2i_recall_at_10": 0.9}},
+               "finetuned": {"strict": {"t2i_recall_at_10": 0.3}},
+               "xattn": {"strict": {"t2i_recall_at_10": 0.6}, "marqo": {"t2i_recall_at_10": 0.1}}}
+    assert best_model(metrics) == "xattn"
+
+
+def test_best_model_breaks_a_tie_towards_the_earlier_model() -> None:
+    tied = {name: {"t2i_recall_at_10": 0.5} for name in ("xattn", "finetuned", "baseline")}
+    assert best_model(tied) == "baseline"
+
+
+def test_best_model_without_recall_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="serve.model"):
+        best_model({"gallery": {"size": 3}})
+
+
+def test_a_named_model_is_served_without_reading_metrics(tmp_path: Path) -> None:
+    assert choose_model("xattn", tmp_path / "absent.json") == "xattn"
+
+
+# --- which images ----------------------------------------------------------------------------------
+
+def test_gallery_is_the_test_split_or_every_image_sorted_by_name() -> None:
+    train = pd.DataFrame({"image": ["c.jpg", "a.jpg"]})
+    test = pd.DataFrame({"image": ["d.jpg", "b.jpg"]})
+    assert gallery_pairs(train, test, "test")["image"].tolist() == ["b.jpg", "d.jpg"]
+    assert gallery_pairs(train, test, "all")["image"].tolist() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+
+
+# --- the files -------------------------------------------------------------------------------------
+
+def test_index_files_round_trip_with_the_model_reference(project: Path) -> None:
+    index = read_index(project / "models/index")
+    test = pd.read_parquet(project / "data/processed/test.parquet")
+    assert index.ids == sorted(test["image"])
+    assert all(path.startswith("data/raw/images/") and (project / path).is_file() for path in index.paths)
+    assert index.embeddings.shape == (len(test), TINY.embed_dim) and index.embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(index.embeddings, axis=1), 1.0, atol=1e-5)
+    assert index.faiss_index.ntotal == len(test)
+    assert {key: index.reference[key] for key in ("model", "model_dir", "dim", "gallery_size", "max_tokens",
+                                                  "image_fit")} == {
+        "model": "finetuned", "model_dir": "models/finetuned", "dim": TINY.embed_dim, "gallery_size": len(test),
+        "max_tokens": MAX_TOKENS, "image_fit": "pad"}
+
+
+def test_an_index_whose_files_disagree_is_refused(project: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "index"
+    shutil.copytree(project / "models/index", broken)
+    reference = json.loads((broken / "index.json").read_text())
+    (broken / "index.json").write_text(json.dumps({**reference, "gallery_size": 1}))
+    with pytest.raises(ValueError, match="dvc repro index"):
+        read_index(broken)
+
+
+def test_a_missing_index_names_the_stage_that_writes_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="dvc repro index"):
+        read_index(tmp_path / "nothing")
+
+
+# --- FAISS against matmul --------------------------------------------------------------------------
+
+def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_faiss_returns_what_matmul_returns() -> None:
+    gallery, query = _unit(500, 16, seed=0), _unit(1, 16, seed=1)[0]
+    expected_rows, expected_scores = MatmulSearch(gallery).top(query, 10)
+    rows, scores = FaissSearch(build_faiss(gallery, "exact")).top(query, 10)
+    assert rows.tolist() == expected_rows.tolist()
+    assert np.allclose(scores, expected_scores, atol=1e-5)
+    assert np.all(np.diff(scores) <= 0)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_find_most_true_neighbours(kind: str) -> None:
+    gallery, queries = _unit(4000, 16, seed=2), _unit(20, 16, seed=3)
+    exact, approximate = MatmulSearch(gallery), FaissSearch(build_faiss(gallery, kind))
+    found = [len(set(exact.top(q, 10)[0]) & set(approximate.top(q, 10)[0])) for q in queries]
+    assert sum(found) / (10 * len(queries)) >= 0.8
+
+
+def test_matmul_clamps_depth_to_the_gallery() -> None:
+    rows, scores = MatmulSearch(_unit(3, 8, seed=4)).top(_unit(1, 8, seed=5)[0], 10)
+    assert sorted(rows.tolist()) == [0, 1, 2] and np.all(np.diff(scores) <= 0)
+
+
+def test_auto_is_exact_for_small_galleries_and_approximate_for_large_ones() -> None:
+    assert resolve_kind("auto", AUTO_APPROXIMATE_FROM - 1) == "exact"
+    assert resolve_kind("auto", AUTO_APPROXIMATE_FROM) == "hnsw"
+    assert resolve_kind("ivf", 10) == "ivf"
+
+
+# --- the stage, as DVC runs it ---------------------------------------------------------------------
+
+def _stage_params(root: Path, serve: dict) -> None:
+    yaml = YAML()
+    params = yaml.load(REPO / "params.yaml")
+    params["serve"].update(serve)
+    with (root / "params.yaml").open("w", encoding="utf-8") as stream:
+        yaml.dump(params, stream)
+
+
+def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
+    args = ["--baseline", "models/baseline", "--finetuned", "models/finetuned", "--xattn", "models/xattn",
+            "--train", "data/processed/train.parquet", "--test", "data/processed/test.parquet",
+            "--raw", "data/raw", "--metrics", "metrics/evaluate.json", "--out", out]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    return subprocess.run([sys.executable, "-P", str(REPO / "stages/index.py"), *args], cwd=root,
+                          env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+
+
+def test_index_stage_serves_the_best_model_over_every_image(project: Path) -> None:
+    _stage_params(project, {"model": "best", "gallery": "all", "faiss": "hnsw"})
+    result = _run_index_stage(project, "models/index-stage")
+    assert result.returncode == 0, result.stderr
+    index = read_index(project / "models/index-stage")
+    everything = len(pd.read_parquet(project / "data/processed/train.parquet")) + len(
+        pd.read_parquet(project / "data/processed/test.parquet"))
+    assert index.reference["model"] == "finetuned"  # the best t2i Recall@10 in the fixture's metrics
+    assert index.reference["model_dir"] == "models/finetuned"
+    assert (index.reference["gallery"], index.reference["faiss"]) == ("all", "hnsw")
+    assert len(index.ids) == everything == index.reference["gallery_size"]
+
+
+def test_index_stage_rejects_an_unknown_model_before_any_work(project: Path) -> None:
+    _stage_params(project, {"model": "biggest"})
+    result = _run_index_stage(project, "models/index-never")
+    assert result.returncode == 1 and "serve.model" in result.stderr and "Traceback" not in result.stderr
+    assert not (project / "models/index-never").exists()
