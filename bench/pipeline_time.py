@@ -14,14 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ["download", "tokenize", "split", "train_baseline", "finetune", "train_xattn", "evaluate"]
+from ruamel.yaml import YAML
+
+
+
+def stages_in_order(root: Path) -> list[str]:
+    """dvc.yaml lists its stages in pipeline order."""
+    return list(YAML(typ="safe").load((root / "dvc.yaml").read_text())["stages"])
 
 
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     seconds = {}
-    for stage in STAGES:
+    for stage in stages_in_order(root):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", stage], cwd=root, env=env, check=True,
                        stdout=subprocess.DEVNULL)

@@ -160,3 +160,51 @@ def test_experiment_with_a_changed_learning_rate_is_tracked(project: Path) -> No
     assert len(tagged) == 1 and float(tagged[0].data.params["finetune.lr"]) == pytest.approx(1e-4)
     shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
     assert "lr-1e-4" in shown
+
+
+def test_a_killed_stage_leaves_the_previous_output_or_none_and_repro_recovers(project: Path) -> None:
+    """SIGKILL train_xattn at several moments: models/xattn is always the old complete model or absent."""
+    from fashion_search.models.xattn import load_xattn
+
+    cmd = [sys.executable, "-P", "stages/train_xattn.py", "--finetuned", "models/finetuned",
+           "--train", "data/processed/train.parquet", "--cache", "data/cache/images",
+           "--out", "models/xattn", "--metrics", "metrics/train_xattn.json"]
+    before = (project / "models/xattn/scorer.safetensors").read_bytes()
+    for delay in (1.0, 4.0, 8.0, 12.0):
+        process = subprocess.Popen(cmd, cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        out = project / "models/xattn"
+        if out.exists():
+            load_xattn(out)  # complete, whichever version it is
+            json.loads((project / "metrics/train_xattn.json").read_text())
+    assert (project / "models/xattn/scorer.safetensors").read_bytes() == before  # same seed, same model
+    _run(project, sys.executable, "-m", "dvc", "repro")
+    assert "up to date" in _run(project, sys.executable, "-m", "dvc", "status")
+
+
+def test_queued_experiments_run_two_at_a_time_all_reach_mlflow(project: Path) -> None:
+    """Four experiments through `dvc queue start -j 2`: every one ends with its runs in the one SQLite store."""
+    import time
+
+    names = [f"q-lr-{i}" for i in range(4)]
+    for i, name in enumerate(names):
+        _run(project, sys.executable, "-m", "dvc", "exp", "run", "--queue", "-n", name,
+             "-S", f"finetune.lr={2 + i}e-5")
+    _run(project, sys.executable, "-m", "dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline:
+        status = _run(project, sys.executable, "-m", "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(10)
+    assert "Failed" not in status, status
+    shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
+    assert all(name in shown for name in names)
+    runs = _mlflow_runs(project)
+    for name in names:
+        stages = {r.data.tags["stage"] for r in runs if r.data.tags.get("dvc_exp_name") == name}
+        assert {"finetune", "train_xattn", "evaluate"} <= stages, (name, stages)
