@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from fashion_search.config import TinyModelSettings
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
+from fashion_search.image_cache import build_cache
 from fashion_search.models.clip import build_tiny
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.search.index import (
@@ -64,6 +65,7 @@ def build_search_project(root: Path) -> Path:
     test_items = set(items[: len(items) // 2])
     write_pairs(pairs[~pairs["item_id"].isin(test_items)], root / "data/processed/train.parquet")
     write_pairs(pairs[pairs["item_id"].isin(test_items)], root / "data/processed/test.parquet")
+    build_cache(pairs["image"].tolist(), root / RAW / "images", TINY.image_size, "pad", root / "data/cache/images")
     checkpoint = build_tiny(TINY, tokenizer, MAX_TOKENS, seed=0)
     for name in ("baseline", "finetuned"):
         checkpoint.save(root / "models" / name)
@@ -201,7 +203,7 @@ def _stage_params(root: Path, serve: dict) -> None:
 def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
     args = ["--baseline", "models/baseline", "--finetuned", "models/finetuned", "--xattn", "models/xattn",
             "--train", "data/processed/train.parquet", "--test", "data/processed/test.parquet",
-            "--raw", "data/raw", "--metrics", "metrics/evaluate.json", "--out", out]
+            "--raw", "data/raw", "--cache", "data/cache/images", "--metrics", "metrics/evaluate.json", "--out", out]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     return subprocess.run([sys.executable, "-P", str(REPO / "stages/index.py"), *args], cwd=root,
                           env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
