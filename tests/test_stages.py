@@ -35,7 +35,8 @@ from fashion_search.data.pairs import PAIR_COLUMNS
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_NAME = re.compile(r"^(MEN|WOMEN)-[A-Za-z_]+-id_\d{8}-\d{2}_\d+_[a-z]+\.jpg$")
 BAD_COUNTS = ["images_without_caption", "captions_without_image", "unreadable_images", "empty_captions",
-              "non_text_captions", "duplicate_caption_keys"]
+              "non_text_captions", "duplicate_caption_keys", "malformed_label_lines",
+              "images_in_some_label_files_only", "label_rows_for_unknown_images"]
 SMALL_DATA = {("data", "n_items"): 6, ("data", "image_width"): 64, ("data", "image_height"): 96,
               ("model", "tiny", "vocab_size"): 300}
 TOKENIZE_ARGS = ("--raw", "data/raw", "--out", "data/interim/captions.parquet", "--tokenizer-out", "models/tokenizer",
@@ -272,6 +273,16 @@ def corrupt(directory: Path) -> None:
     entries = [*captions.items(), (names[DUPLICATED], SECOND_CAPTION)]
     body = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in entries)
     (raw / "captions.json").write_text("{\n" + body + "\n}\n", encoding="utf-8")
+    # Labels: a row for an image that does not exist (in all three files), one malformed line,
+    # and one image dropped from the fabric file only.
+    for relative, codes in (("shape/shape_anno_all.txt", "0 " * 12), ("texture/fabric_ann.txt", "1 1 7 "),
+                            ("texture/pattern_ann.txt", "3 3 7 ")):
+        with (raw / "labels" / relative).open("a", encoding="utf-8") as stream:
+            stream.write(f"MEN-Denim-id_99999999-01_1_front.jpg {codes.strip()}\n")
+    with (raw / "labels/shape/shape_anno_all.txt").open("a", encoding="utf-8") as stream:
+        stream.write("WOMEN-Dresses-id_99999998-01_1_front.jpg 1 2 x\n")
+    fabric = raw / "labels/texture/fabric_ann.txt"
+    fabric.write_text("".join(fabric.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
 
 
 def captions_as_list(directory: Path) -> None:
@@ -345,6 +356,9 @@ def test_tokenize_counts_bad_data_and_pairs_only_the_good(tokenize_runs: dict[st
         "empty_captions": 1,
         "non_text_captions": 0,
         "duplicate_caption_keys": 1,
+        "malformed_label_lines": 1,
+        "images_in_some_label_files_only": 1,  # the image whose fabric line was removed
+        "label_rows_for_unknown_images": 1,
     }
     pairs = pd.read_parquet(project / "data" / "interim" / "captions.parquet")
     assert len(pairs) == counts["pairs"]

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fashion_search.atomic import atomic_path
+from fashion_search.data.labels import read_labels
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_image_name
 from fashion_search.images import is_readable
 
@@ -39,6 +40,9 @@ class DataCounts:
     empty_captions: int = 0
     non_text_captions: int = 0
     duplicate_caption_keys: int = 0
+    malformed_label_lines: int = 0
+    images_in_some_label_files_only: int = 0
+    label_rows_for_unknown_images: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -78,6 +82,14 @@ def read_captions(root: Path, counts: DataCounts) -> dict[str, str]:
     return captions
 
 
+def count_label_problems(root: Path, images: set[str], counts: DataCounts) -> None:
+    """Labels are optional, but a damaged label file is reported where the data enters."""
+    labels = read_labels(root)
+    counts.malformed_label_lines = labels.malformed_lines
+    counts.images_in_some_label_files_only = labels.missing_names
+    counts.label_rows_for_unknown_images = sum(1 for name in labels.labels if name not in images)
+
+
 def build_pairs(root: Path) -> tuple[pd.DataFrame, DataCounts]:
     """Every readable image that has a caption, sorted by file name so that order is reproducible."""
     counts = DataCounts()
@@ -96,6 +108,7 @@ def build_pairs(root: Path) -> tuple[pd.DataFrame, DataCounts]:
         else:
             rows.append({"image": name, "item_id": item_id_from_image_name(name), "caption": captions[name]})
     counts.pairs = len(rows)
+    count_label_problems(root, present, counts)
     if not rows:
         raise ValueError(f"no usable image-caption pairs under {root}: {counts.as_dict()}")
     return pd.DataFrame(rows, columns=["image", "item_id", "caption"]), counts
