@@ -100,6 +100,7 @@ class TrainSettings:
     warmup_steps: int = dataclasses.field(metadata=rule(low=0))
     schedule: str = dataclasses.field(metadata=rule(choices=("constant", "cosine")))
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
+    workers: int = dataclasses.field(metadata=rule(low=0, high=64))  # threads preparing batches ahead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +118,7 @@ class XattnSettings:
     weight_decay: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))
     warmup_steps: int = dataclasses.field(metadata=rule(low=0))
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
+    workers: int = dataclasses.field(metadata=rule(low=0, high=64))
     negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
 

@@ -31,5 +31,6 @@ def draw_grid(rows: list[GridRow], out: Path, columns: int = 5) -> None:
                 ax.set_title(f"#{slot + 1}  {score:.3f}", fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png", dpi=80, metadata={"Software": None})  # no version stamp: reruns stay byte-identical
+    # No version stamp in the file: reruns stay byte-identical.
+    figure.savefig(out, format="png", dpi=80, metadata={"Software": None})
     plt.close(figure)

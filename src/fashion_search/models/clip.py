@@ -84,7 +84,8 @@ def tiny_processor(image_size: int) -> CLIPImageProcessor:
     )
 
 
-def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, max_tokens: int, seed: int) -> Checkpoint:
+def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, max_tokens: int,
+               seed: int) -> Checkpoint:
     """A randomly initialised small CLIP (seeded), with the project's own tokenizer."""
     if settings.embed_dim % settings.heads:
         raise ValueError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -21,7 +24,8 @@ EpochCallback = Callable[[int, list[float]], None]
 Pixels = torch.Tensor | PixelView
 Segments = Sequence[Sequence[int]]  # one caption: its token id pieces
 CPU = pick_runtime("cpu")
-BatchLoss = Callable[[torch.Tensor], torch.Tensor]
+Batch = TypeVar("Batch")
+BatchLoss = Callable[[Batch], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Schedule:
     schedule: str
     weight_decay: float
     grad_clip: float
+    workers: int
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -52,11 +57,36 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, n // batch_size)
 
 
-def optimise(batch_loss: BatchLoss, groups: list[dict], n: int, plan: Schedule, seed: int,
-             desc: str, on_epoch: EpochCallback | None = None, runtime: Runtime = CPU) -> list[float]:
+def prefetched(indices: Iterator[torch.Tensor], prepare: Callable[[torch.Tensor], Batch],
+               workers: int) -> Iterator[Batch]:
+    """Batches prepared by `workers` threads ahead of the step that uses them, in order.
+
+    Gathering pixels from the memory-mapped cache, padding text and the pinned
+    copy to the GPU then overlap with the model's work; 0 prepares each batch inline.
+    """
+    if workers == 0:
+        yield from map(prepare, indices)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future] = deque()
+        for index in indices:
+            pending.append(pool.submit(prepare, index))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, groups: list[dict], n: int,
+             plan: Schedule, seed: int, desc: str, on_epoch: EpochCallback | None = None,
+             runtime: Runtime = CPU) -> list[float]:
     """AdamW (the report's optimiser) with linear warm-up then constant or cosine decay,
-    gradient clipping, mixed precision on GPU, and one host synchronisation per epoch;
-    returns every step's loss."""
+    gradient clipping, mixed precision on GPU, batches prepared ahead, and one host
+    synchronisation per epoch; returns every step's loss."""
+    if runtime.device.type == "cpu":
+        # With two or more threads some backward passes (the gradient of a gather with repeated
+        # indices) add in a varying order; the deterministic kernels make CPU reruns bit-identical.
+        torch.use_deterministic_algorithms(True)
     total = plan.epochs * steps_per_epoch(n, plan.batch_size)
     fused = runtime.device.type == "cuda"  # one kernel for the whole update
     optimizer = torch.optim.AdamW(groups, weight_decay=plan.weight_decay, fused=fused or None)
@@ -69,9 +99,9 @@ def optimise(batch_loss: BatchLoss, groups: list[dict], n: int, plan: Schedule, 
     with tqdm(total=total, desc=desc, unit="step", mininterval=1.0, disable=None) as progress:
         for epoch in range(plan.epochs):
             epoch_losses = []
-            for index in batches(n, plan.batch_size, generator):
+            for batch in prefetched(batches(n, plan.batch_size, generator), prepare, plan.workers):
                 with runtime.autocast():
-                    loss = batch_loss(index)
+                    loss = batch_loss(batch)
                 scaler.scale(loss).backward()
                 if plan.grad_clip > 0:
                     scaler.unscale_(optimizer)
@@ -124,14 +154,16 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
     model, spec = checkpoint.model.to(runtime.device).train(), checkpoint.pixel_spec
     loss_fn = ContrastiveLoss(settings.temperature)
 
-    def batch_loss(index: torch.Tensor) -> torch.Tensor:
-        batch = device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime)
+    def prepare(index: torch.Tensor) -> DeviceBatch:
+        return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime)
+
+    def batch_loss(batch: DeviceBatch) -> torch.Tensor:
         # The loss in fp32: similarities / 0.1 overflow fp16 and lose bf16's few mantissa bits.
         return loss_fn(image_embeddings(model, batch.pixels).float(), batch.text_embeds(model).float())
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
-                    settings.weight_decay, settings.grad_clip)
+                    settings.weight_decay, settings.grad_clip, settings.workers)
     groups = [{"params": list(model.parameters()), "lr": settings.lr}]
-    losses = optimise(batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime)
+    losses = optimise(prepare, batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime)
     model.cpu().eval()
     return losses

@@ -18,7 +18,8 @@ from fashion_search.config import XattnSettings
 from fashion_search.device import Runtime
 from fashion_search.models.clip import image_embeddings
 from fashion_search.models.xattn import CrossModalScorer, XattnModel
-from fashion_search.train.loop import CPU, EpochCallback, Pixels, Schedule, Segments, device_batch, optimise
+from fashion_search.train.loop import (CPU, DeviceBatch, EpochCallback, Pixels, Schedule, Segments, device_batch,
+                                       optimise)
 from fashion_search.train.loss import symmetric_cross_entropy
 
 
@@ -28,7 +29,8 @@ def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Ten
     return symmetric_cross_entropy(scorer.score_matrix(image, text).float() / temperature)
 
 
-def hard_negatives(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def hard_negatives(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
+                   n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each text the n most similar images of other items, and for each image the n most similar texts."""
     with torch.no_grad():
         similarity = F.normalize(image.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T
@@ -64,22 +66,25 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments],
     clip.train(train_encoders).requires_grad_(train_encoders)
     group_ids = torch.as_tensor(groups)
 
-    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+    def prepare(index: torch.Tensor) -> tuple[DeviceBatch, torch.Tensor]:
         batch = device_batch(pixels, captions, index, xattn.encoder.pad_id, xattn.encoder.pixel_spec, runtime)
+        return batch, runtime.to_device(group_ids[index])
+
+    def batch_loss(prepared: tuple[DeviceBatch, torch.Tensor]) -> torch.Tensor:
+        batch, batch_groups = prepared
         with torch.set_grad_enabled(train_encoders):
             image = image_embeddings(clip, batch.pixels)
             text = batch.text_embeds(clip)
         if settings.negatives == 0:
             return in_batch_loss(scorer, image, text, settings.temperature)
-        batch_groups = runtime.to_device(group_ids[index])
         return hard_negative_loss(scorer, image, text, batch_groups, settings.negatives, settings.temperature)
 
     param_groups = [{"params": list(scorer.parameters()), "lr": settings.head_lr}]
     if train_encoders:
         param_groups.append({"params": list(clip.parameters()), "lr": settings.lr})
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, "cosine",
-                    settings.weight_decay, settings.grad_clip)
-    losses = optimise(batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime)
+                    settings.weight_decay, settings.grad_clip, settings.workers)
+    losses = optimise(prepare, batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime)
     clip.cpu().eval().requires_grad_(True)
     scorer.cpu().eval()
     return losses
