@@ -11,23 +11,18 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
+from live_server import served_on_loopback
 from test_search_index import build_search_project
 
-from fashion_search.search.app import create_app
 from fashion_search.search.engine import SearchEngine
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-START_WAIT_S = 60  # a generous limit for the server to start, not a timing check
 SECRET = "not-for-the-web"
 
 
@@ -37,19 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     root = build_search_project(tmp_path_factory.mktemp("browser"))
     (root / "secret.txt").write_text(SECRET)
     engine = SearchEngine.open(root / "models/index", root=root)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_WAIT_S
-    while not uvicorn_server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uvicorn_server.started, "uvicorn did not start"
-    yield listener.getsockname()
-    uvicorn_server.should_exit = True
-    thread.join()
-    listener.close()
+    with served_on_loopback(engine) as address:
+        yield address
 
 
 def raw_get(address: tuple[str, int], path: str) -> tuple[int, str]:

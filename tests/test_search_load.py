@@ -11,20 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from live_server import served_on_loopback
 from test_search_index import build_search_project
 
 from fashion_search.search import commands
-from fashion_search.search.app import MAX_RESULTS, create_app
+from fashion_search.search.app import MAX_RESULTS
 from fashion_search.search.engine import SearchEngine
 
 pytestmark = pytest.mark.slow
@@ -32,7 +30,6 @@ pytestmark = pytest.mark.slow
 REQUESTS = 200
 TOTAL_TIMEOUT_S = 120  # a bound on the whole burst, not a timing check
 REQUEST_TIMEOUT_S = 60
-START_WAIT_S = 60
 QUERIES = ["a red dress", "denim shorts", "black leather jacket", "white cotton t-shirt with a print",
            "robe rouge à fleurs", "красное платье", "連衣裙", "👗✨", "striped polo shirt for men",
            "tank top"]
@@ -51,19 +48,8 @@ def engine(project: Path) -> SearchEngine:
 @pytest.fixture(scope="module")
 def server(engine: SearchEngine) -> Iterator[tuple[str, int]]:
     """(host, port) of the app served by uvicorn from a thread, on a port the OS chose."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((commands.DEFAULT_HOST, 0))
-    uvicorn_server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning", backlog=1024))
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_WAIT_S
-    while not uvicorn_server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uvicorn_server.started, "uvicorn did not start"
-    yield listener.getsockname()
-    uvicorn_server.should_exit = True
-    thread.join()
-    listener.close()
+    with served_on_loopback(engine) as address:
+        yield address
 
 
 def test_serve_binds_to_localhost_unless_told_otherwise() -> None:
