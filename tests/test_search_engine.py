@@ -12,6 +12,7 @@ from test_search_index import build_search_project
 from fashion_search.cli import main
 from fashion_search.evaluate.retrieval import search
 from fashion_search.search.engine import QueryError, SearchEngine
+from fashion_search.search.index import write_index
 
 LONG_QUERY = " ".join(["a long-sleeved shirt with black and white boxes and a red skirt"] * 20)
 
@@ -85,8 +86,21 @@ def test_a_query_costs_one_text_encoding(engine: SearchEngine, monkeypatch: pyte
 
 def test_faiss_and_matmul_give_the_same_results(project: Path, engine: SearchEngine) -> None:
     exact = SearchEngine.open(project / "models/index", root=project, exact=True)
+    assert exact.backend == "matmul"
     for query in ("a red dress", "long-sleeved shirt with black and white boxes"):
         assert [h.image_id for h in exact.search(query, 8)] == [h.image_id for h in engine.search(query, 8)]
+
+
+def test_a_fastscan_index_gives_the_exact_results(project: Path, engine: SearchEngine, tmp_path: Path) -> None:
+    index = engine.index
+    reference = {**index.reference, "faiss": "fastscan"}
+    write_index(tmp_path / "index", index.ids, index.paths, index.embeddings, reference)
+    fastscan = SearchEngine.open(tmp_path / "index", root=project)
+    assert (engine.backend, fastscan.backend) == ("exact", "fastscan")
+    for query in ("a red dress", "denim shorts"):
+        expected, hits = engine.search(query, 8), fastscan.search(query, 8)
+        assert [h.image_id for h in hits] == [h.image_id for h in expected]
+        assert np.allclose([h.score for h in hits], [h.score for h in expected], atol=1e-5)
 
 
 @pytest.mark.parametrize("k", [1, 3, 8])

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from fashion_search.config import TinyModelSettings
+from fashion_search.config import ConfigError, TinyModelSettings, load_params, section
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache
@@ -35,6 +35,7 @@ from fashion_search.search.index import (
 from fashion_search.search.served_model import best_model, choose_model
 from fashion_search.search.vectors import (
     AUTO_APPROXIMATE_FROM,
+    FASTSCAN_RESCORE_FACTOR,
     FaissSearch,
     MatmulSearch,
     build_faiss,
@@ -171,12 +172,45 @@ def test_exact_faiss_returns_what_matmul_returns() -> None:
     assert np.all(np.diff(scores) <= 0)
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "fastscan"])  # fastscan re-scores 1,000 of the 4,000
 def test_approximate_indexes_find_most_true_neighbours(kind: str) -> None:
     gallery, queries = _unit(4000, 16, seed=2), _unit(20, 16, seed=3)
     exact, approximate = MatmulSearch(gallery), FaissSearch(build_faiss(gallery, kind))
     found = [len(set(exact.top(q, 10)[0]) & set(approximate.top(q, 10)[0])) for q in queries]
     assert sum(found) / (10 * len(queries)) >= 0.8
+
+
+def test_fastscan_re_scores_its_candidates_into_the_exact_top_k() -> None:
+    gallery, queries = _unit(1000, 16, seed=6), _unit(20, 16, seed=7)  # k · 100 candidates cover it all
+    exact, fastscan = MatmulSearch(gallery), FaissSearch(build_faiss(gallery, "fastscan"))
+    for query in queries:
+        (expected_rows, expected_scores), (rows, scores) = exact.top(query, 10), fastscan.top(query, 10)
+        assert rows.tolist() == expected_rows.tolist()
+        assert np.allclose(scores, expected_scores, atol=1e-5)
+
+
+def test_fastscan_round_trips_through_the_index_files(tmp_path: Path) -> None:
+    gallery, query = _unit(300, 16, seed=8), _unit(1, 16, seed=9)[0]
+    ids = [f"{i:04d}.jpg" for i in range(len(gallery))]
+    write_index(tmp_path / "index", ids, ids, gallery, {"faiss": "fastscan"})
+    index = read_index(tmp_path / "index")
+    assert index.reference["faiss"] == "fastscan" and index.faiss_index.ntotal == len(gallery)
+    assert index.faiss_index.k_factor == FASTSCAN_RESCORE_FACTOR
+    assert FaissSearch(index.faiss_index).top(query, 5)[0].tolist() == MatmulSearch(gallery).top(query, 5)[0].tolist()
+
+
+def test_fastscan_refuses_a_gallery_too_small_to_train_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="serve.faiss: fastscan needs at least 16 images"):
+        build_faiss(_unit(10, 16, seed=10), "fastscan")
+
+
+def test_an_unknown_index_kind_is_refused_naming_the_key() -> None:
+    params = load_params(REPO / "params.yaml")
+    with pytest.raises(ConfigError, match="serve.faiss"):
+        section({**params, "serve": {**params["serve"], "faiss": "fastest"}}, "serve")
+    assert section({**params, "serve": {**params["serve"], "faiss": "fastscan"}}, "serve").faiss == "fastscan"
+    with pytest.raises(ValueError, match="serve.faiss"):
+        build_faiss(_unit(100, 16, seed=11), "fastest")
 
 
 def test_matmul_clamps_depth_to_the_gallery() -> None:
@@ -186,7 +220,7 @@ def test_matmul_clamps_depth_to_the_gallery() -> None:
 
 def test_auto_is_exact_for_small_galleries_and_approximate_for_large_ones() -> None:
     assert resolve_kind("auto", AUTO_APPROXIMATE_FROM - 1) == "exact"
-    assert resolve_kind("auto", AUTO_APPROXIMATE_FROM) == "hnsw"
+    assert resolve_kind("auto", AUTO_APPROXIMATE_FROM) == "fastscan"
     assert resolve_kind("ivf", 10) == "ivf"
 
 
@@ -210,7 +244,7 @@ def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_index_stage_serves_the_best_model_over_every_image(project: Path) -> None:
-    _stage_params(project, {"model": "best", "gallery": "all", "faiss": "hnsw"})
+    _stage_params(project, {"model": "best", "gallery": "all", "faiss": "fastscan"})
     result = _run_index_stage(project, "models/index-stage")
     assert result.returncode == 0, result.stderr
     index = read_index(project / "models/index-stage")
@@ -218,7 +252,7 @@ def test_index_stage_serves_the_best_model_over_every_image(project: Path) -> No
         pd.read_parquet(project / "data/processed/test.parquet"))
     assert index.reference["model"] == "finetuned"  # the best t2i Recall@10 in the fixture's metrics
     assert index.reference["model_dir"] == "models/finetuned"
-    assert (index.reference["gallery"], index.reference["faiss"]) == ("all", "hnsw")
+    assert (index.reference["gallery"], index.reference["faiss"]) == ("all", "fastscan")
     assert len(index.ids) == everything == index.reference["gallery_size"]
 
 

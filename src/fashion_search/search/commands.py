@@ -41,7 +41,7 @@ def print_results(args: argparse.Namespace) -> None:
 
     engine = SearchEngine.open(args.index, exact=args.exact)
     hits = engine.search(args.text, args.k)
-    print(f"{len(hits)} of {engine.gallery_size} images, model {engine.model_name}")
+    print(f"{len(hits)} of {engine.gallery_size} images, model {engine.model_name}, {engine.backend} search")
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>4}  {hit.score:+.4f}  {hit.image_id}")
     if args.grid is not None:
@@ -70,5 +70,6 @@ def serve(index: Path, host: str, port: int) -> None:
     from fashion_search.search.engine import SearchEngine
 
     engine = SearchEngine.open(index)
-    print(f"serving {engine.gallery_size} images with {engine.model_name} on http://{host}:{port}/")
+    print(f"serving {engine.gallery_size} images with {engine.model_name} ({engine.backend} search) "
+          f"on http://{host}:{port}/")
     uvicorn.run(create_app(engine), host=host, port=port, log_level="info")

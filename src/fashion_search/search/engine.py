@@ -60,6 +60,11 @@ class SearchEngine:
         return self.index.reference["model"]
 
     @property
+    def backend(self) -> str:
+        """How the gallery is searched: `matmul`, or the FAISS kind the index stage built (index.json)."""
+        return "matmul" if isinstance(self.vectors, MatmulSearch) else self.index.reference["faiss"]
+
+    @property
     def gallery_size(self) -> int:
         return len(self.index.ids)
 
