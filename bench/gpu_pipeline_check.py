@@ -31,7 +31,8 @@ def run(precision: str, device: str, raw: Path, epochs: int) -> dict:
     checkpoint = build_tiny(TINY, tokenizer, 77, seed=42)
     pixels = pair_pixels(pairs, raw, checkpoint.pixel_spec, "pad")
     settings = TrainSettings(epochs=epochs, lr=1e-4, batch_size=64, temperature=0.07, weight_decay=0.1,
-                             warmup_steps=20, schedule="cosine", grad_clip=1.0, workers=2)
+                             warmup_steps=20, schedule="cosine", grad_clip=1.0, workers=2,
+                             checkpoint_every=0)
     runtime = pick_runtime(device, precision)
     start = time.perf_counter()
     losses = train_contrastive(checkpoint, pixels, [[piece] for piece in ids], settings, 42, runtime=runtime)

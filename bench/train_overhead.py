@@ -65,7 +65,8 @@ def main() -> None:
         build_cache(pairs["image"].tolist(), raw / "images", TINY.image_size, "pad", Path(tmp) / "cache")
         pixels = open_cache(Path(tmp) / "cache", pairs["image"].tolist(), checkpoint.pixel_spec, "pad")
         settings = TrainSettings(epochs=1, lr=1e-4, batch_size=64, temperature=0.1, weight_decay=0.1,
-                                 warmup_steps=5, schedule="cosine", grad_clip=1.0, workers=0)
+                                 warmup_steps=5, schedule="cosine", grad_clip=1.0, workers=0,
+                                 checkpoint_every=0)
         bare, loop = [], []
         for _ in range(args.repeats):  # interleaved, so load changes hit both alike
             bare.append(bare_pairs_per_s(checkpoint, pixels, captions, settings))

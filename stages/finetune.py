@@ -5,14 +5,13 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
-from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
-from fashion_search.models.clip import load_checkpoint
-from fashion_search.stage import run, write_json
-from fashion_search.tracking import LossCurve, start_run
 from fashion_search.image_cache import open_cache
+from fashion_search.models.clip import load_checkpoint
+from fashion_search.stage import run
 from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.session import training_session
 
 
 def main() -> None:
@@ -22,6 +21,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True, help="step checkpoints to resume from (DVC persist)")
     args = parser.parse_args()
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "finetune"), seed(params)
@@ -30,17 +30,19 @@ def main() -> None:
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 
     tracked = {key: params[key] for key in ("seed", "runtime", "image", "finetune")}
-    with start_run("finetune", tracked) as logger:
+    with training_session("finetune", tracked, runtime, args.state, settings.checkpoint_every,
+                          [args.baseline, args.train]) as session:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             checkpoint.pixel_spec, image.fit)
         losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
-                                   LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
+                                   session.loss_curve, session.runtime, session.world, session.checkpoints)
         checkpoint.info.update(stage="finetune", trained_from=str(args.baseline))
-        if losses:
-            logger.log_metrics({"final_loss": losses[-1]})
-        with atomic_path(args.out) as tmp:
-            checkpoint.save(tmp)
-        write_json(args.metrics, {"steps": len(losses), "final_loss": losses[-1] if losses else None})
+
+        def save() -> None:
+            with atomic_path(args.out) as tmp:
+                checkpoint.save(tmp)
+
+        session.finish(losses, save, args.metrics)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,14 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
-from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
-from fashion_search.models.clip import TINY, build_tiny, load_pretrained
-from fashion_search.stage import run, write_json
-from fashion_search.text import load_tokenizer
-from fashion_search.tracking import LossCurve, start_run
 from fashion_search.image_cache import open_cache
+from fashion_search.models.clip import TINY, build_tiny, load_pretrained
+from fashion_search.stage import run
+from fashion_search.text import load_tokenizer
 from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.session import training_session
 
 
 def main() -> None:
@@ -23,6 +22,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True, help="step checkpoints to resume from (DVC persist)")
     args = parser.parse_args()
     params = load_params()
     model, text, image = section(params, "model"), section(params, "text"), section(params, "image")
@@ -32,22 +32,23 @@ def main() -> None:
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 
     tracked = {key: params[key] for key in ("seed", "runtime", "model", "text", "image", "train_baseline")}
-    with start_run("train_baseline", tracked) as logger:
+    with training_session("train_baseline", tracked, runtime, args.state, settings.checkpoint_every,
+                          [args.train, args.tokenizer]) as session:
         if model.name == TINY:
             checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)
             pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                                 checkpoint.pixel_spec, image.fit)
             losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
-                                       LossCurve(logger), pick_runtime(runtime.device, runtime.precision))
+                                       session.loss_curve, session.runtime, session.world, session.checkpoints)
         else:
             checkpoint, losses = load_pretrained(model.name, args.tokenizer), []
         checkpoint.info.update(stage="train_baseline", image_fit=image.fit, max_tokens=text.max_tokens)
-        summary = {"steps": len(losses), "final_loss": losses[-1] if losses else None,
-                   "trained_from": checkpoint.info["trained_from"]}
-        logger.log_metrics({"final_loss": losses[-1]} if losses else {})
-        with atomic_path(args.out) as tmp:
-            checkpoint.save(tmp)
-        write_json(args.metrics, summary)
+
+        def save() -> None:
+            with atomic_path(args.out) as tmp:
+                checkpoint.save(tmp)
+
+        session.finish(losses, save, args.metrics, {"trained_from": checkpoint.info["trained_from"]})
 
 
 if __name__ == "__main__":

@@ -7,14 +7,13 @@ import pandas as pd
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed
-from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
+from fashion_search.image_cache import open_cache
 from fashion_search.models.clip import load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
-from fashion_search.stage import run, write_json
-from fashion_search.tracking import LossCurve, start_run
-from fashion_search.image_cache import open_cache
+from fashion_search.stage import run
 from fashion_search.train.inputs import pair_segments
+from fashion_search.train.session import training_session
 from fashion_search.train.xattn import train_xattn
 
 
@@ -25,6 +24,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True, help="step checkpoints to resume from (DVC persist)")
     args = parser.parse_args()
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
@@ -33,21 +33,25 @@ def main() -> None:
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 
     tracked = {key: params[key] for key in ("seed", "runtime", "image", "xattn")}
-    with start_run("train_xattn", tracked) as logger:
+    with training_session("train_xattn", tracked, runtime, args.state, settings.checkpoint_every,
+                          [args.finetuned, args.train]) as session:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             encoder.pixel_spec, image.fit)
         scorer = new_scorer(encoder.model.config.projection_dim, settings.layers, settings.heads,
                             settings.dropout, global_seed)
         xattn = XattnModel(encoder, scorer)
         items = pd.factorize(pairs["item_id"])[0].tolist()
-        losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, LossCurve(logger),
-                             pick_runtime(runtime.device, runtime.precision))
-        encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned))
-        if losses:
-            logger.log_metrics({"final_loss": losses[-1]})
-        with atomic_path(args.out) as tmp:
-            xattn.save(tmp)
-        write_json(args.metrics, {"steps": len(losses), "final_loss": losses[-1] if losses else None})
+        losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, session.loss_curve,
+                             session.runtime, session.world, session.checkpoints)
+        # A locked tower is exactly the fine-tuned one: the saved encoder says which.
+        encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned),
+                            lock_image=settings.lock_image, lock_text=settings.lock_text)
+
+        def save() -> None:
+            with atomic_path(args.out) as tmp:
+                xattn.save(tmp)
+
+        session.finish(losses, save, args.metrics)
 
 
 if __name__ == "__main__":

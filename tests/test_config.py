@@ -149,6 +149,32 @@ def test_a_bool_where_an_int_belongs(tmp_path: Path) -> None:
         section(params, "finetune")
 
 
+def test_a_switch_is_true_or_false(tmp_path: Path) -> None:
+    assert section(load_params(BASE), "xattn").lock_image is False
+    params = load_params(write(tmp_path, set_value(base_text(), "xattn.lock_image", "true")))
+    assert section(params, "xattn").lock_image is True
+
+
+@pytest.mark.parametrize("value", ['"true"', "yes", "1", "0", "0.0"])
+def test_a_string_or_number_where_a_switch_belongs(tmp_path: Path, value: str) -> None:
+    # The YAML 1.2 loader reads yes (YAML 1.1's true) as a string.
+    params = load_params(write(tmp_path, set_value(base_text(), "xattn.lock_text", value)))
+    with pytest.raises(ConfigError, match=r"xattn\.lock_text must be true or false"):
+        section(params, "xattn")
+
+
+def test_xattn_lr_of_zero_needs_both_towers_locked(tmp_path: Path) -> None:
+    """lr 0 once froze both encoders; now freezing is the lock switches, and lr 0 alone is refused."""
+    text = set_value(base_text(), "xattn.lr", "0")
+    with pytest.raises(ConfigError, match=r"xattn\.lr is 0 with xattn\.lock_image, xattn\.lock_text false"):
+        section(load_params(write(tmp_path, text)), "xattn")
+    text = set_value(text, "xattn.lock_image", "true")
+    with pytest.raises(ConfigError, match=r"xattn\.lr is 0 with xattn\.lock_text false"):
+        section(load_params(write(tmp_path, text)), "xattn")
+    settings = section(load_params(write(tmp_path, set_value(text, "xattn.lock_text", "true"))), "xattn")
+    assert settings.lr == 0 and settings.lock_image and settings.lock_text
+
+
 def test_integral_float_is_an_int_but_a_fraction_is_not(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, set_value(base_text(), "finetune.epochs", "2.0")))
     epochs = section(params, "finetune").epochs

@@ -27,6 +27,9 @@ SMALL = {
     ("train_baseline", "epochs"): 2,
     ("train_baseline", "batch_size"): 16,
     ("train_baseline", "warmup_steps"): 2,
+    ("train_baseline", "checkpoint_every"): 3,  # mid-epoch states: a killed stage resumes
+    ("finetune", "checkpoint_every"): 3,
+    ("xattn", "checkpoint_every"): 2,
     ("finetune", "batch_size"): 16,
     ("xattn", "layers"): 1,
     ("xattn", "batch_size"): 8,
@@ -50,10 +53,10 @@ def _run(repo: Path, *args: str) -> str:
     return result.stdout
 
 
-def _shrink(params_file: Path) -> None:
+def _shrink(params_file: Path, changes: dict[tuple[str, ...], object] = SMALL) -> None:
     yaml = YAML()
     params = yaml.load(params_file)
-    for keys, value in SMALL.items():
+    for keys, value in changes.items():
         node = params
         for key in keys[:-1]:
             node = node[key]
@@ -115,6 +118,50 @@ def test_dvc_status_is_clean_after_repro(project: Path) -> None:
     assert "up to date" in _run(project, sys.executable, "-m", "dvc", "status")
 
 
+def _finetune_with(project: Path, out: Path, changes: dict[tuple[str, ...], object]) -> None:
+    """Run the finetune stage script into `out` with params changed, then put params.yaml back."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    try:
+        _shrink(params, changes)
+        _run(project, sys.executable, "-P", "stages/finetune.py", "--baseline", "models/baseline",
+             "--train", "data/processed/train.parquet", "--cache", "data/cache/images", "--out", str(out / "model"),
+             "--metrics", str(out / "finetune.json"), "--state", str(out / "state"))
+    finally:
+        params.write_text(original)
+
+
+def test_finetune_on_two_gloo_processes_matches_the_single_process_run(project: Path, tmp_path: Path) -> None:
+    """runtime.processes=2: the stage re-executes itself under torchrun (two CPU processes, gloo over
+    loopback); one MLflow run and one checkpoint, with the loss curve and weights of one process
+    (at lr 1e-3, so that a wrong gradient would show)."""
+    import torch
+    from mlflow.tracking import MlflowClient
+    from safetensors.torch import load_file
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    curves, weights = [], []
+    for processes in (1, 2):
+        before = {r.info.run_id for r in _mlflow_runs(project)}
+        _finetune_with(project, tmp_path / str(processes),
+                       {("runtime", "processes"): processes, ("finetune", "lr"): 1e-3})
+        new = [r for r in _mlflow_runs(project) if r.info.run_id not in before]
+        assert [r.data.tags["stage"] for r in new] == ["finetune"]
+        assert new[0].data.params["runtime.processes"] == str(processes)
+        history = client.get_metric_history(new[0].info.run_id, "train_loss")
+        curves.append([m.value for m in sorted(history, key=lambda m: m.step)])
+        weights.append(load_file(str(tmp_path / str(processes) / "model" / "model.safetensors")))
+        assert json.loads((tmp_path / str(processes) / "state" / "state.json").read_text())["complete"]
+    assert len(curves[0]) > 1 and curves[0][-1] < curves[0][0]
+    assert curves[1] == pytest.approx(curves[0], rel=1e-4)
+    # Adam turns rounding noise in near-zero gradients into steps of up to lr: compare the gap between
+    # the two runs with how far training moved the weights, not element by element.
+    baseline = load_file(str(project / "models/baseline/model.safetensors"))
+    gap = torch.cat([(weights[1][name] - weights[0][name]).flatten() for name in baseline]).norm()
+    moved = torch.cat([(weights[0][name] - baseline[name]).flatten() for name in baseline]).norm()
+    assert gap < 0.01 * moved
+
+
 def test_every_tracked_stage_has_an_mlflow_run_with_params_and_provenance(project: Path) -> None:
     runs = _mlflow_runs(project)
     by_stage = {run.data.tags["stage"]: run for run in runs}
@@ -168,7 +215,7 @@ def test_a_killed_stage_leaves_the_previous_output_or_none_and_repro_recovers(pr
 
     cmd = [sys.executable, "-P", "stages/train_xattn.py", "--finetuned", "models/finetuned",
            "--train", "data/processed/train.parquet", "--cache", "data/cache/images",
-           "--out", "models/xattn", "--metrics", "metrics/train_xattn.json"]
+           "--out", "models/xattn", "--metrics", "metrics/train_xattn.json", "--state", "checkpoints/train_xattn"]
     before = (project / "models/xattn/scorer.safetensors").read_bytes()
     for delay in (1.0, 4.0, 8.0, 12.0):
         process = subprocess.Popen(cmd, cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

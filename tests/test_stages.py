@@ -42,7 +42,8 @@ SMALL_DATA = {("data", "n_items"): 6, ("data", "image_width"): 64, ("data", "ima
 TOKENIZE_ARGS = ("--raw", "data/raw", "--out", "data/interim/captions.parquet", "--tokenizer-out", "models/tokenizer",
                  "--metrics", "metrics/tokenize.json", "--data-metrics", "metrics/data.json")
 FINETUNE_ARGS = ("--baseline", "models/baseline", "--train", "data/processed/train.parquet",
-                 "--cache", "data/cache/images", "--out", "models/finetuned", "--metrics", "metrics/finetune.json")
+                 "--cache", "data/cache/images", "--out", "models/finetuned", "--metrics", "metrics/finetune.json",
+                 "--state", "checkpoints/finetune")
 SPLIT_ARGS = ("--pairs", "data/interim/captions.parquet", "--train", "data/processed/train.parquet",
               "--test", "data/processed/test.parquet", "--metrics", "metrics/split.json")
 pytestmark = pytest.mark.slow

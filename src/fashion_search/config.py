@@ -101,17 +101,26 @@ class TrainSettings:
     schedule: str = dataclasses.field(metadata=rule(choices=("constant", "cosine")))
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
     workers: int = dataclasses.field(metadata=rule(low=0, high=64))  # threads preparing batches ahead
+    checkpoint_every: int = dataclasses.field(metadata=rule(low=0))  # steps between resumable states; 0: none
 
 
 @dataclasses.dataclass(frozen=True)
 class XattnSettings:
-    """The cross-modal attention pair scorer and its training."""
+    """The cross-modal attention pair scorer and its training.
+
+    A locked tower (`lock_image`, `lock_text`, as open_clip's --lock-image) does not train: its
+    embeddings of the training pairs are computed once, before training. An unlocked tower trains
+    at `lr`, so `lr` 0 is refused unless both towers are locked (it used to freeze both, computing
+    their embeddings again at every step); with both locked `lr` is unused.
+    """
 
     layers: int = dataclasses.field(metadata=rule(low=1, high=24))
     heads: int = dataclasses.field(metadata=rule(low=1, high=32))
     dropout: float = dataclasses.field(metadata=rule(low=0.0, high=0.9))
     epochs: int = dataclasses.field(metadata=rule(low=0, high=1000))
-    lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))  # the CLIP encoders; 0 freezes them
+    lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0))  # the unlocked CLIP towers
+    lock_image: bool  # the vision tower is frozen and embeds every training image once
+    lock_text: bool  # the text tower is frozen and embeds every training caption once
     head_lr: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True))
     batch_size: int = dataclasses.field(metadata=rule(low=2, high=4096))
     temperature: float = dataclasses.field(metadata=rule(low=0.0, high=10.0, low_open=True))
@@ -119,8 +128,19 @@ class XattnSettings:
     warmup_steps: int = dataclasses.field(metadata=rule(low=0))
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
     workers: int = dataclasses.field(metadata=rule(low=0, high=64))
+    checkpoint_every: int = dataclasses.field(metadata=rule(low=0))
     negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
+
+    def __post_init__(self) -> None:
+        """An unlocked tower at lr 0 would run in training mode and compute gradients only to never move."""
+        unlocked = [f"xattn.lock_{tower}" for tower, locked in (("image", self.lock_image), ("text", self.lock_text))
+                    if not locked]
+        if self.lr == 0 and unlocked:
+            names = ", ".join(unlocked)
+            raise ConfigError(f"params.yaml: xattn.lr is 0 with {names} false: an unlocked tower trains at "
+                              f"xattn.lr; to freeze it set {names} to true (its embeddings are then computed "
+                              "once), or give xattn.lr > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +161,7 @@ class ServeSettings:
 
     model: str = dataclasses.field(metadata=rule(choices=("best", "baseline", "finetuned", "xattn")))
     gallery: str = dataclasses.field(metadata=rule(choices=("test", "all")))
-    faiss: str = dataclasses.field(metadata=rule(choices=("auto", "exact", "ivf", "hnsw")))
+    faiss: str = dataclasses.field(metadata=rule(choices=("auto", "exact", "fastscan", "ivf", "hnsw")))
     batch_size: int = dataclasses.field(metadata=rule(low=1))
     examples: list[str]  # queries the web page offers to click
 
@@ -152,6 +172,8 @@ class RuntimeSettings:
 
     device: str = dataclasses.field(metadata=rule(choices=("auto", "cpu", "cuda")))
     precision: str = dataclasses.field(metadata=rule(choices=("auto", "fp32", "bf16", "fp16")))
+    processes: int = dataclasses.field(metadata=rule(low=1, high=1024))  # > 1: training under torchrun (DDP)
+    compile: bool  # torch.compile both CLIP towers: pays off only where embedding outlasts compiling
 
 
 SECTIONS: dict[str, type] = {
@@ -240,6 +262,11 @@ def _coerce(key: str, raw: Any, kind: type) -> Any:
         raise ConfigError(f"params.yaml: {key} is missing")
     if isinstance(raw, bool) and kind is not bool:
         raise ConfigError(f"params.yaml: {key} must be a {kind.__name__}, got {raw!r}")
+    if kind is bool:
+        # Only YAML's true/false: a quoted "false" or a 0 is more likely a slip than a choice.
+        if not isinstance(raw, bool):
+            raise ConfigError(f"params.yaml: {key} must be true or false, got {raw!r}")
+        return raw
     if kind is str:
         if not isinstance(raw, str):
             raise ConfigError(f"params.yaml: {key} must be a string, got {raw!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPModel, get_scheduler
 
@@ -18,7 +20,10 @@ from fashion_search.image_cache import PixelView
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
 from fashion_search.text import flatten_segments, pad_batch
+from fashion_search.train.distributed import (SINGLE, StepLoss, World, gather, local_part, mean_over_ranks,
+                                              synchronised)
 from fashion_search.train.loss import ContrastiveLoss
+from fashion_search.train.resume import Progress, StepCheckpoints, Trainer
 
 EpochCallback = Callable[[int, list[float]], None]
 Pixels = torch.Tensor | PixelView
@@ -79,44 +84,86 @@ def prefetched(indices: Iterator[torch.Tensor], prepare: Callable[[torch.Tensor]
 
 def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, groups: list[dict], n: int,
              plan: Schedule, seed: int, desc: str, on_epoch: EpochCallback | None = None,
-             runtime: Runtime = CPU) -> list[float]:
+             runtime: Runtime = CPU, *, parts: Sequence[nn.Module] = (), world: World = SINGLE,
+             checkpoints: StepCheckpoints | None = None) -> list[float]:
     """AdamW (the report's optimiser) with linear warm-up then constant or cosine decay,
     gradient clipping, mixed precision on GPU, batches prepared ahead, and one host
-    synchronisation per epoch; returns every step's loss."""
+    synchronisation per epoch; returns every step's loss.
+
+    `parts` are the modules `batch_loss` runs; with several ranks (`world`) their gradients
+    are synchronised by DistributedDataParallel and each rank prepares its slice of the
+    batch. With `checkpoints`, the state is saved every few steps and a matching saved
+    state is resumed from.
+    """
     if runtime.device.type == "cpu":
         # With two or more threads some backward passes (the gradient of a gather with repeated
         # indices) add in a varying order; the deterministic kernels make CPU reruns bit-identical.
         torch.use_deterministic_algorithms(True)
-    total = plan.epochs * steps_per_epoch(n, plan.batch_size)
+    if plan.batch_size % world.size:
+        raise ValueError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
+                         "use a batch_size divisible by the number of processes")
+    per_epoch = steps_per_epoch(n, plan.batch_size)
+    total = plan.epochs * per_epoch
     fused = runtime.device.type == "cuda"  # one kernel for the whole update
     optimizer = torch.optim.AdamW(groups, weight_decay=plan.weight_decay, fused=fused or None)
-    scaler = runtime.scaler()
     name = "cosine" if plan.schedule == "cosine" else "constant_with_warmup"
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=plan.warmup_steps, num_training_steps=max(total, 1))
     parameters = [p for group in groups for p in group["params"]]
+    trainer = Trainer(parameters, optimizer, scheduler, runtime.scaler(), runtime.device)
     generator = torch.Generator().manual_seed(seed)
+    progress = checkpoints.restore(trainer) if checkpoints is not None else None
+    step_loss = synchronised(StepLoss(batch_loss, parts), world, runtime)
     losses: list[float] = []
-    with tqdm(total=total, desc=desc, unit="step", mininterval=1.0, disable=None) as progress:
-        for epoch in range(plan.epochs):
-            epoch_losses = []
-            for batch in prefetched(batches(n, plan.batch_size, generator), prepare, plan.workers):
+    if progress is not None:
+        losses = progress.losses
+        generator.set_state(progress.epoch_generator)
+        _replay_epochs(losses, per_epoch, on_epoch)
+    step = len(losses)
+    with tqdm(total=total, initial=step, desc=desc, unit="step", mininterval=1.0,
+              disable=None if world.main else True) as bar:
+        for epoch in range(step // per_epoch, plan.epochs):
+            epoch_generator, done = generator.get_state(), losses[epoch * per_epoch:]
+            order = itertools.islice(batches(n, plan.batch_size, generator), len(done), None)
+            local = (local_part(index, world) for index in order)
+            epoch_losses: list[torch.Tensor] = []
+            for batch in prefetched(local, prepare, plan.workers):
                 with runtime.autocast():
-                    loss = batch_loss(batch)
-                scaler.scale(loss).backward()
-                if plan.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(parameters, plan.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                epoch_losses.append(loss.detach())
-                progress.update()
-            values = torch.stack(epoch_losses).tolist()
-            losses.extend(values)
+                    loss = step_loss(batch)
+                _update(trainer, loss, plan.grad_clip)
+                epoch_losses.append(mean_over_ranks(loss.detach()))
+                step += 1
+                bar.update()
+                if checkpoints is not None and world.main and checkpoints.due(step, total):
+                    so_far = losses + torch.stack(epoch_losses).tolist()
+                    # At an epoch's end the next epoch starts from the generator as it is now.
+                    start = generator.get_state() if step % per_epoch == 0 else epoch_generator
+                    checkpoints.save(trainer, Progress(step, so_far, start))
+            values = done + (torch.stack(epoch_losses).tolist() if epoch_losses else [])
+            losses.extend(values[len(done):])
             if on_epoch is not None:
                 on_epoch(epoch, values)
     return losses
+
+
+def _update(trainer: Trainer, loss: torch.Tensor, grad_clip: float) -> None:
+    """Backward, clip, step: through the gradient scaler, which passes through unless fp16."""
+    scaler, optimizer = trainer.scaler, trainer.optimizer
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainer.parameters, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    trainer.scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _replay_epochs(losses: list[float], per_epoch: int, on_epoch: EpochCallback | None) -> None:
+    """Hand the resumed run's finished epochs to the callback, so its MLflow run shows the whole curve."""
+    if on_epoch is None:
+        return
+    for epoch in range(len(losses) // per_epoch):
+        on_epoch(epoch, losses[epoch * per_epoch:(epoch + 1) * per_epoch])
 
 
 @dataclass(frozen=True)
@@ -148,10 +195,13 @@ def device_batch(pixels: Pixels, captions: Sequence[Segments], index: torch.Tens
 
 def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments],
                       settings: TrainSettings, seed: int, on_epoch: EpochCallback | None = None,
-                      runtime: Runtime = CPU) -> list[float]:
-    """Train both CLIP towers with symmetric InfoNCE at a fixed temperature."""
+                      runtime: Runtime = CPU, world: World = SINGLE,
+                      checkpoints: StepCheckpoints | None = None) -> list[float]:
+    """Train both CLIP towers with symmetric InfoNCE at a fixed temperature; with several ranks
+    each embeds its slice of the batch and the loss sees every rank's embeddings."""
     torch.manual_seed(seed)
-    model, spec = checkpoint.model.to(runtime.device).train(), checkpoint.pixel_spec
+    model, spec = runtime.prepare(checkpoint.model.to(runtime.device).train()), checkpoint.pixel_spec
+    model.logit_scale.requires_grad_(False)  # the temperature is a setting, not learned
     loss_fn = ContrastiveLoss(settings.temperature)
 
     def prepare(index: torch.Tensor) -> DeviceBatch:
@@ -159,11 +209,13 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
 
     def batch_loss(batch: DeviceBatch) -> torch.Tensor:
         # The loss in fp32: similarities / 0.1 overflow fp16 and lose bf16's few mantissa bits.
-        return loss_fn(image_embeddings(model, batch.pixels).float(), batch.text_embeds(model).float())
+        image, text = image_embeddings(model, batch.pixels).float(), batch.text_embeds(model).float()
+        return loss_fn(gather(image), gather(text))
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip, settings.workers)
-    groups = [{"params": list(model.parameters()), "lr": settings.lr}]
-    losses = optimise(prepare, batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime)
-    model.cpu().eval()
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": settings.lr}]
+    losses = optimise(prepare, batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime,
+                      parts=[model], world=world, checkpoints=checkpoints)
+    model.cpu().eval().requires_grad_(True)
     return losses

@@ -5,28 +5,43 @@ scores each query against its positive and the n candidates the dual encoder
 finds most similar (ALBEF/BLIP-style hard negatives) — the very candidates the
 scorer re-ranks at search time, at a fraction of the B² cost. Other views of
 the same item are never used as negatives: they are right answers too.
+
+A locked encoder tower (`xattn.lock_image`, `xattn.lock_text`) is not run at each
+step: its embeddings of every pair are computed once (train/features.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import CLIPModel
 
 from fashion_search.config import XattnSettings
 from fashion_search.device import Runtime
 from fashion_search.models.clip import image_embeddings
 from fashion_search.models.xattn import CrossModalScorer, XattnModel
+from fashion_search.train.distributed import SINGLE, World, gather, own_rows
+from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
 from fashion_search.train.loop import (CPU, DeviceBatch, EpochCallback, Pixels, Schedule, Segments, device_batch,
                                        optimise)
 from fashion_search.train.loss import symmetric_cross_entropy
+from fashion_search.train.resume import StepCheckpoints
 
 
-def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor,
-                  temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE over the scorer's B×B matrix: every other pair of the batch is a negative."""
-    return symmetric_cross_entropy(scorer.score_matrix(image, text).float() / temperature)
+def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
+                  rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over the scorer's B×B matrix: every other pair of the batch is a negative.
+
+    With `rows` (one rank's share of a gathered batch) only those queries are scored, against all
+    candidates: the ranks' mean is the loss of the whole batch, at 2B²/ranks pairs each."""
+    if rows is None:
+        return symmetric_cross_entropy(scorer.score_matrix(image, text).float() / temperature)
+    i2t = scorer.score_matrix(image[rows], text).float() / temperature
+    t2i = scorer.score_matrix(image, text[rows]).T.float() / temperature
+    return (F.cross_entropy(i2t, rows) + F.cross_entropy(t2i, rows)) / 2
 
 
 def hard_negatives(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
@@ -40,51 +55,81 @@ def hard_negatives(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor
 
 
 def hard_negative_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
-                       negatives: int, temperature: float) -> torch.Tensor:
-    """Cross-entropy of the positive against its hard negatives, text→image and image→text."""
+                       negatives: int, temperature: float, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of the positive against its hard negatives, text→image and image→text.
+
+    Negatives come from the whole batch; with `rows` (one rank's share of a gathered batch) only
+    those queries are scored, so the ranks split the scorer's work and their mean is the batch loss."""
     images_for_text, texts_for_image = hard_negatives(image, text, groups, negatives)
-    own = torch.arange(len(image), device=image.device).unsqueeze(1)
-    image_candidates = torch.cat([own, images_for_text], dim=1)  # (B, 1 + n), the positive first
+    if rows is not None:
+        images_for_text, texts_for_image, image_queries, text_queries = (
+            images_for_text[rows], texts_for_image[rows], image[rows], text[rows])
+    else:
+        rows, image_queries, text_queries = torch.arange(len(image), device=image.device), image, text
+    own = rows.unsqueeze(1)
+    image_candidates = torch.cat([own, images_for_text], dim=1)  # (queries, 1 + n), the positive first
     text_candidates = torch.cat([own, texts_for_image], dim=1)
     width = image_candidates.shape[1]
-    t2i = scorer(image[image_candidates.reshape(-1)], text.repeat_interleave(width, dim=0)).view(-1, width)
-    i2t = scorer(image.repeat_interleave(width, dim=0), text[text_candidates.reshape(-1)]).view(-1, width)
-    target = torch.zeros(len(image), dtype=torch.long, device=image.device)
+    t2i = scorer(image[image_candidates.reshape(-1)], text_queries.repeat_interleave(width, dim=0)).view(-1, width)
+    i2t = scorer(image_queries.repeat_interleave(width, dim=0), text[text_candidates.reshape(-1)]).view(-1, width)
+    target = torch.zeros(len(rows), dtype=torch.long, device=image.device)
     return (F.cross_entropy(t2i.float() / temperature, target) + F.cross_entropy(i2t.float() / temperature, target)) / 2
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """One step's pairs on the device: their rows (into the locked towers' tables), their items,
+    and the pixels and tokens for the towers that train (None when both are locked)."""
+
+    rows: torch.Tensor
+    groups: torch.Tensor
+    inputs: DeviceBatch | None
+
+
+def pair_embeddings(clip: CLIPModel, locked: LockedFeatures, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's image and text embeddings: rows of a locked tower's table, or a training tower's forward pass."""
+    image = locked.image[batch.rows] if locked.image is not None else image_embeddings(clip, batch.inputs.pixels)
+    text = locked.text[batch.rows] if locked.text is not None else batch.inputs.text_embeds(clip)
+    return image, text
 
 
 def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments], groups: Sequence[int],
                 settings: XattnSettings, seed: int, on_epoch: EpochCallback | None = None,
-                runtime: Runtime = CPU) -> list[float]:
-    """Train the scorer (xattn.head_lr) and the encoders (xattn.lr, the report's 1e-6; 0 freezes them).
+                runtime: Runtime = CPU, world: World = SINGLE,
+                checkpoints: StepCheckpoints | None = None) -> list[float]:
+    """Train the scorer (xattn.head_lr) and the unlocked encoder towers (xattn.lr, the report's 1e-6).
 
-    `groups` gives each pair's item: pairs of one item are never each other's negatives.
+    Locked towers (xattn.lock_image, xattn.lock_text) embed every pair once, before the first step.
+    `groups` gives each pair's item: pairs of one item are never each other's negatives. With
+    several ranks each embeds its share of the batch, the embeddings are gathered, and each rank
+    scores its own queries against candidates from the whole batch.
     """
     torch.manual_seed(seed)
-    clip, scorer = xattn.encoder.model.to(runtime.device), xattn.scorer.to(runtime.device).train()
-    train_encoders = settings.lr > 0
-    clip.train(train_encoders).requires_grad_(train_encoders)
+    clip, scorer = runtime.prepare(xattn.encoder.model.to(runtime.device)), xattn.scorer.to(runtime.device).train()
+    locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime)
+    encoder_parameters = lock_towers(clip, settings.lock_image, settings.lock_text)
     group_ids = torch.as_tensor(groups)
 
-    def prepare(index: torch.Tensor) -> tuple[DeviceBatch, torch.Tensor]:
-        batch = device_batch(pixels, captions, index, xattn.encoder.pad_id, xattn.encoder.pixel_spec, runtime)
-        return batch, runtime.to_device(group_ids[index])
+    def prepare(index: torch.Tensor) -> PairBatch:
+        inputs = None if locked.complete else device_batch(pixels, captions, index, xattn.encoder.pad_id,
+                                                             xattn.encoder.pixel_spec, runtime)
+        return PairBatch(runtime.to_device(index), runtime.to_device(group_ids[index]), inputs)
 
-    def batch_loss(prepared: tuple[DeviceBatch, torch.Tensor]) -> torch.Tensor:
-        batch, batch_groups = prepared
-        with torch.set_grad_enabled(train_encoders):
-            image = image_embeddings(clip, batch.pixels)
-            text = batch.text_embeds(clip)
+    def batch_loss(batch: PairBatch) -> torch.Tensor:
+        image, text = pair_embeddings(clip, locked, batch)
+        rows = own_rows(len(batch.rows), world, image.device)
+        image, text, batch_groups = gather(image), gather(text), gather(batch.groups)
         if settings.negatives == 0:
-            return in_batch_loss(scorer, image, text, settings.temperature)
-        return hard_negative_loss(scorer, image, text, batch_groups, settings.negatives, settings.temperature)
+            return in_batch_loss(scorer, image, text, settings.temperature, rows)
+        return hard_negative_loss(scorer, image, text, batch_groups, settings.negatives, settings.temperature, rows)
 
     param_groups = [{"params": list(scorer.parameters()), "lr": settings.head_lr}]
-    if train_encoders:
-        param_groups.append({"params": list(clip.parameters()), "lr": settings.lr})
+    if encoder_parameters:
+        param_groups.append({"params": encoder_parameters, "lr": settings.lr})
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, "cosine",
                     settings.weight_decay, settings.grad_clip, settings.workers)
-    losses = optimise(prepare, batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime)
+    losses = optimise(prepare, batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime,
+                      parts=[scorer, clip], world=world, checkpoints=checkpoints)
     clip.cpu().eval().requires_grad_(True)
     scorer.cpu().eval()
     return losses
