@@ -43,7 +43,7 @@ def main() -> None:
     settings, image, text = section(params, "evaluate"), section(params, "image"), section(params, "text")
     rerank_k, seed_value = section(params, "xattn").rerank_k, seed(params)
     runtime_settings = section(params, "runtime")
-    runtime = pick_runtime(runtime_settings.device, runtime_settings.precision)
+    runtime = pick_runtime(runtime_settings.device, runtime_settings.precision, runtime_settings.compile)
     gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit, require(args.cache, "cache_images"))
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]

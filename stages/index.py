@@ -35,7 +35,8 @@ def main() -> None:
     pairs = gallery_pairs(read_pairs(args.train, "split"), read_pairs(args.test, "split"), serve.gallery)
     runtime = section(params, "runtime")
     embeddings = embed_gallery(checkpoint, pairs, args.raw, image.fit, serve.batch_size,
-                               require(args.cache, "cache_images"), pick_runtime(runtime.device, runtime.precision))
+                               require(args.cache, "cache_images"),
+                               pick_runtime(runtime.device, runtime.precision, runtime.compile))
     reference = {
         "model": model, "model_dir": model_dir.as_posix(), "gallery": serve.gallery,
         "faiss": resolve_kind(serve.faiss, len(pairs)), "max_tokens": text.max_tokens,
