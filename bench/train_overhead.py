@@ -25,6 +25,7 @@ from fashion_search.models.clip import build_tiny, image_embeddings
 from fashion_search.text import build_tokenizer, encode
 from fashion_search.train.loop import CPU, batches, device_batch, train_contrastive
 from fashion_search.train.loss import ContrastiveLoss
+from fashion_search.train.resume import StepCheckpoints
 
 TINY = TinyModelSettings(embed_dim=128, layers=4, heads=4, image_size=64, patch_size=8, vocab_size=1000)
 
@@ -44,9 +45,12 @@ def bare_pairs_per_s(checkpoint, pixels, captions, settings: TrainSettings) -> f
     return len(prepared) * settings.batch_size / (time.perf_counter() - start)
 
 
-def loop_pairs_per_s(checkpoint, pixels, captions, settings: TrainSettings) -> float:
+def loop_pairs_per_s(checkpoint, pixels, captions, settings: TrainSettings, state: Path) -> float:
+    """The stage's loop, step checkpoints included when settings.checkpoint_every > 0 (a fresh state
+    directory each time, so nothing is resumed)."""
+    checkpoints = StepCheckpoints(state, "bench", settings.checkpoint_every)
     start = time.perf_counter()
-    losses = train_contrastive(checkpoint, pixels, captions, settings, seed=0)
+    losses = train_contrastive(checkpoint, pixels, captions, settings, seed=0, checkpoints=checkpoints)
     return len(losses) * settings.batch_size / (time.perf_counter() - start)
 
 
@@ -54,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between step checkpoints in the loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw"
@@ -66,14 +71,15 @@ def main() -> None:
         pixels = open_cache(Path(tmp) / "cache", pairs["image"].tolist(), checkpoint.pixel_spec, "pad")
         settings = TrainSettings(epochs=1, lr=1e-4, batch_size=64, temperature=0.1, weight_decay=0.1,
                                  warmup_steps=5, schedule="cosine", grad_clip=1.0, workers=0,
-                                 checkpoint_every=0)
+                                 checkpoint_every=args.checkpoint_every)
         bare, loop = [], []
-        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+        for repeat in range(args.repeats):  # interleaved, so load changes hit both alike
             bare.append(bare_pairs_per_s(checkpoint, pixels, captions, settings))
-            loop.append(loop_pairs_per_s(checkpoint, pixels, captions, settings))
+            loop.append(loop_pairs_per_s(checkpoint, pixels, captions, settings, Path(tmp) / f"state-{repeat}"))
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-        "pairs": len(captions), "batch_size": settings.batch_size, "model": "tiny (128 wide, 4 layers, 64 px)",
+        "pairs": len(captions), "batch_size": settings.batch_size, "checkpoint_every": args.checkpoint_every,
+        "model": "tiny (128 wide, 4 layers, 64 px)",
         "bare_pairs_per_s": [round(v, 1) for v in bare], "loop_pairs_per_s": [round(v, 1) for v in loop],
         "ratio_of_medians": round(sorted(loop)[len(loop) // 2] / sorted(bare)[len(bare) // 2], 3),
         "target_ratio": 0.9}, indent=2))
