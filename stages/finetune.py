@@ -11,6 +11,7 @@ from fashion_search.models.clip import load_checkpoint
 from fashion_search.stage import run
 from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.distributed import relaunch
 from fashion_search.train.session import training_session
 
 
@@ -26,6 +27,7 @@ def main() -> None:
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "finetune"), seed(params)
     runtime = section(params, "runtime")
+    relaunch(runtime.processes)  # under torchrun before any data or model is read
     pairs = read_pairs(args.train, "split")
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 

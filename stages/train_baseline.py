@@ -12,6 +12,7 @@ from fashion_search.stage import run
 from fashion_search.text import load_tokenizer
 from fashion_search.train.inputs import pair_segments
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.distributed import relaunch
 from fashion_search.train.session import training_session
 
 
@@ -28,6 +29,7 @@ def main() -> None:
     model, text, image = section(params, "model"), section(params, "text"), section(params, "image")
     settings, global_seed = section(params, "train_baseline"), seed(params)
     runtime = section(params, "runtime")
+    relaunch(runtime.processes)  # under torchrun before any data or model is read
     pairs = read_pairs(args.train, "split")
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 

@@ -13,6 +13,7 @@ from fashion_search.models.clip import load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.stage import run
 from fashion_search.train.inputs import pair_segments
+from fashion_search.train.distributed import relaunch
 from fashion_search.train.session import training_session
 from fashion_search.train.xattn import train_xattn
 
@@ -29,6 +30,7 @@ def main() -> None:
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
     runtime = section(params, "runtime")
+    relaunch(runtime.processes)  # under torchrun before any data or model is read
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 

@@ -8,7 +8,6 @@ draw other masks than one process does, and the curves may only agree in distrib
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket

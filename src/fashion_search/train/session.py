@@ -13,7 +13,7 @@ from fashion_search.config import RuntimeSettings
 from fashion_search.device import Runtime, pick_runtime
 from fashion_search.stage import write_json
 from fashion_search.tracking import LossCurve, RunLogger, start_run
-from fashion_search.train.distributed import World, join, leave, relaunch
+from fashion_search.train.distributed import World, join, leave
 from fashion_search.train.resume import StepCheckpoints, fingerprint
 
 LAUNCH_KEYS = {"processes", "checkpoint_every"}
@@ -47,9 +47,9 @@ class Session:
 @contextmanager
 def training_session(stage: str, tracked: dict[str, Any], runtime: RuntimeSettings, state: Path,
                      checkpoint_every: int, inputs: Sequence[Path]) -> Iterator[Session]:
-    """Re-executes the stage under torchrun when `runtime.processes` > 1, joins the process group,
-    and opens the stage's MLflow run on rank 0. `inputs` (and `tracked`) fingerprint the step state."""
-    relaunch(runtime.processes)
+    """Joins the process group (the stage has re-executed itself under torchrun when
+    `runtime.processes` > 1) and opens the stage's MLflow run on rank 0. `inputs` (and `tracked`)
+    fingerprint the step state."""
     world, device = join(pick_runtime(runtime.device, runtime.precision, runtime.compile))
     checkpoints = StepCheckpoints(state, fingerprint(_without_launch(tracked), inputs), checkpoint_every)
     try:
