@@ -103,3 +103,42 @@ def test_misaligned_pairs_cost_more_than_aligned_ones() -> None:
     embeddings = torch.eye(4)
     loss = ContrastiveLoss(0.1)
     assert float(loss(embeddings, embeddings.roll(1, dims=0))) > float(loss(embeddings, embeddings)) + 1.0
+
+
+def test_multi_positive_loss_with_only_the_diagonal_is_symmetric_infonce() -> None:
+    from fashion_search.train.loss import multi_positive_cross_entropy, symmetric_cross_entropy
+
+    logits = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+    assert multi_positive_cross_entropy(logits, torch.eye(6, dtype=torch.bool)) == pytest.approx(
+        float(symmetric_cross_entropy(logits)), abs=1e-6)
+
+
+def test_multi_positive_targets_spread_over_every_fitting_pair() -> None:
+    from fashion_search.train.loss import multi_positive_cross_entropy
+
+    logits = torch.tensor([[2.0, 2.0, -1.0], [2.0, 2.0, -1.0], [-1.0, -1.0, 3.0]])
+    positives = torch.tensor([[True, True, False], [True, True, False], [False, False, True]])
+    # image 0 fits texts 0 and 1 equally: the target is (0.5, 0.5, 0), so its loss is the cross-entropy
+    # of that target, computed here by hand
+    log_p = torch.log_softmax(logits, dim=1)
+    want_rows = torch.stack([-(0.5 * log_p[0, 0] + 0.5 * log_p[0, 1]), -(0.5 * log_p[1, 0] + 0.5 * log_p[1, 1]),
+                             -log_p[2, 2]])
+    log_q = torch.log_softmax(logits, dim=0)
+    want_cols = torch.stack([-(0.5 * log_q[0, 0] + 0.5 * log_q[1, 0]), -(0.5 * log_q[0, 1] + 0.5 * log_q[1, 1]),
+                             -log_q[2, 2]])
+    want = (want_rows.mean() + want_cols.mean()) / 2
+    assert float(multi_positive_cross_entropy(logits, positives)) == pytest.approx(float(want), abs=1e-6)
+
+
+def test_positives_from_codes_fit_what_each_text_states() -> None:
+    from fashion_search.train.loss import positives_from_codes
+
+    # columns: colour, noun, item; -1 not stated, -2 not labelled
+    images = torch.tensor([[0, 5, 100], [0, 5, 101], [1, 5, 102], [-2, 5, 103]])
+    texts = torch.tensor([[-1, -1, 100],   # a caption: its product only
+                          [0, 5, -1],      # "red dress"
+                          [-1, 5, -1],     # "dress"
+                          [1, -1, -1]])    # "blue ..."
+    fits = positives_from_codes(images, texts)
+    assert fits.tolist() == [[True, True, True, False], [False, True, True, False],
+                             [False, False, True, True], [False, False, True, False]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_search.data.layout import FABRIC_FILE, PATTERN_FILE, SHAPE_FILE
+from fashion_search.data.layout import COLOUR_FILE, FABRIC_FILE, PATTERN_FILE, SHAPE_FILE
 
 # Shape columns, in file order; each table is indexed by the code the file holds.
 SLEEVE_LENGTH = ("sleeveless", "short-sleeve", "medium-sleeve", "long-sleeve", "not long-sleeve", "NA")
@@ -59,6 +59,9 @@ SHAPE_INDEX = {name: column for column, name in enumerate(SHAPE_COLUMNS)}
 GARMENTS = ("upper", "lower", "outer")
 FABRIC = ("denim", "cotton", "leather", "furry", "knitted", "chiffon", "other", "NA")
 PATTERN = ("floral", "graphic", "striped", "pure color", "lattice", "other", "color block", "NA")
+# Garment colours (upper, lower, outer): only the synthetic source has them; DeepFashion-MultiModal does not.
+COLOUR = ("white", "black", "grey", "red", "blue", "navy", "green", "yellow", "pink", "purple", "brown", "beige",
+          "orange", "NA")
 
 
 @dataclass(frozen=True)
@@ -173,3 +176,16 @@ def attribute_names(labels: ImageLabels) -> dict[str, str]:
         "lower_pattern": PATTERN[labels.pattern[lower]],
         "lower_fabric": FABRIC[labels.fabric[lower]],
     }
+
+
+def write_colours(root: Path, colours: dict[str, tuple[int, ...]]) -> None:
+    """The colour file (upper, lower, outer codes per image) in the label files' format, names sorted."""
+    path = root / COLOUR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (" ".join([name, *map(str, colours[name])]) for name in sorted(colours))
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def read_colours(root: Path) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Colour codes by image name and the malformed-line count; an absent file reads as empty."""
+    return _read_codes(root / COLOUR_FILE, (COLOUR,) * len(GARMENTS))

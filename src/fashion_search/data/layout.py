@@ -7,6 +7,7 @@ Whatever the source (synthetic, the official download, a local folder), it ends 
     data/raw/labels/shape/shape_anno_all.txt     optional
     data/raw/labels/texture/fabric_ann.txt       optional
     data/raw/labels/texture/pattern_ann.txt      optional
+    data/raw/labels/colour/colour_ann.txt        optional, synthetic source only (the real labels have no colour)
 
 so that later stages never know which source ran.
 """
@@ -22,6 +23,8 @@ LABELS_DIR = "labels"
 SHAPE_FILE = "labels/shape/shape_anno_all.txt"
 FABRIC_FILE = "labels/texture/fabric_ann.txt"
 PATTERN_FILE = "labels/texture/pattern_ann.txt"
+# Not in the real set: the synthetic source knows each garment's colour and writes it in the same format.
+COLOUR_FILE = "labels/colour/colour_ann.txt"
 
 VIEWS = ("front", "side", "back", "full", "additional")
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from fashion_search.data.labels import (
+    COLOUR,
     FABRIC,
     LOWER_LENGTH,
     NECKLINE,
@@ -25,6 +26,7 @@ from fashion_search.data.labels import (
     SHAPE_COLUMNS,
     SLEEVE_LENGTH,
     ImageLabels,
+    write_colours,
     write_labels,
 )
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, VIEWS, image_name
@@ -140,6 +142,12 @@ class SyntheticSummary:
     n_items: int
     n_images: int
     n_captions: int
+
+
+def garment_colour_codes(look: Look) -> tuple[int, int, int]:
+    """The primary colour of the upper, lower and outer garment as labels.COLOUR codes (NA: no outer)."""
+    outer = look.outer_colours[0] if look.labels.fabric[2] != FABRIC.index("NA") else "NA"
+    return tuple(COLOUR.index(name) for name in (look.upper_colours[0], look.lower_colours[0], outer))
 
 
 # ---------------------------------------------------------------- drawing labels
@@ -861,13 +869,16 @@ def generate_synthetic(
     images_dir.mkdir(parents=True, exist_ok=True)
     captions: dict[str, str] = {}
     labels: dict[str, ImageLabels] = {}
+    colours: dict[str, tuple[int, ...]] = {}
     items = draw_items(n_items, seed)
     for item in items:
         for view, name in zip(item.views, item.image_names()):
             render_person(item.look, view, image_size).save(images_dir / name, format="JPEG", quality=jpeg_quality)
             captions[name] = item.caption
             labels[name] = item.look.labels
+            colours[name] = garment_colour_codes(item.look)
     text = json.dumps(captions, sort_keys=True, ensure_ascii=False)
     (root / CAPTIONS_FILE).write_text(text, encoding="utf-8")
     write_labels(root, labels)
+    write_colours(root, colours)
     return SyntheticSummary(n_items=len(items), n_images=len(captions), n_captions=len(captions))

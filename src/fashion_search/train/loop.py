@@ -22,7 +22,7 @@ from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_seg
 from fashion_search.text import flatten_segments, pad_batch
 from fashion_search.train.distributed import (SINGLE, StepLoss, World, gather, local_part, mean_over_ranks,
                                               synchronised)
-from fashion_search.train.loss import ContrastiveLoss
+from fashion_search.train.loss import ContrastiveLoss, positives_from_codes
 from fashion_search.train.resume import Progress, StepCheckpoints, Trainer
 
 EpochCallback = Callable[[int, list[float]], None]
@@ -167,13 +167,25 @@ def _replay_epochs(losses: list[float], per_epoch: int, on_epoch: EpochCallback 
 
 
 @dataclass(frozen=True)
+class TextTargets:
+    """Which image each training text belongs to and which batch images it fits (see train.texts)."""
+
+    image_rows: torch.Tensor   # (T,) the pixel row of text t's own image
+    text_codes: torch.Tensor   # (T, C) the attribute codes text t states, -1 where it states nothing
+    image_codes: torch.Tensor  # (images, C) every image's codes, -2 where its labels say nothing
+
+
+@dataclass(frozen=True)
 class DeviceBatch:
-    """One batch on the runtime's device: normalised pixels, and every caption piece with its caption."""
+    """One batch on the runtime's device: normalised pixels, and every caption piece with its caption;
+    with text targets, the images each text fits."""
 
     pixels: torch.Tensor
     ids: torch.Tensor
     mask: torch.Tensor
     owner: torch.Tensor
+    image_codes: torch.Tensor | None = None
+    text_codes: torch.Tensor | None = None
 
     def text_embeds(self, model: CLIPModel) -> torch.Tensor:
         """One embedding per caption, averaged over its pieces."""
@@ -182,35 +194,46 @@ class DeviceBatch:
 
 
 def device_batch(pixels: Pixels, captions: Sequence[Segments], index: torch.Tensor, pad_id: int,
-                 spec: PixelSpec, runtime: Runtime) -> DeviceBatch:
-    """Gather a batch and move it to the device, through pinned memory on CUDA."""
+                 spec: PixelSpec, runtime: Runtime, targets: TextTargets | None = None) -> DeviceBatch:
+    """Gather a batch of texts (and their images) and move it to the device, through pinned memory on CUDA."""
     pieces, owner = flatten_segments([captions[i] for i in index.tolist()])
     ids, mask = pad_batch(pieces, pad_id)
-    tensors = [pixels[index], ids, mask, owner]
+    rows = index if targets is None else targets.image_rows[index]
+    tensors = [pixels[rows], ids, mask, owner]
+    if targets is not None:
+        tensors += [targets.image_codes[rows], targets.text_codes[index]]
     if runtime.device.type == "cuda":
         tensors = [t.pin_memory() for t in tensors]
-    raw, ids, mask, owner = (runtime.to_device(t) for t in tensors)
-    return DeviceBatch(spec.normalise(raw), ids, mask, owner)
+    raw, ids, mask, owner, *codes = (runtime.to_device(t) for t in tensors)
+    return DeviceBatch(spec.normalise(raw), ids, mask, owner, *codes)
 
 
 def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments],
                       settings: TrainSettings, seed: int, on_epoch: EpochCallback | None = None,
                       runtime: Runtime = CPU, world: World = SINGLE,
-                      checkpoints: StepCheckpoints | None = None) -> list[float]:
+                      checkpoints: StepCheckpoints | None = None, targets: TextTargets | None = None) -> list[float]:
     """Train both CLIP towers with symmetric InfoNCE at a fixed temperature; with several ranks
-    each embeds its slice of the batch and the loss sees every rank's embeddings."""
+    each embeds its slice of the batch and the loss sees every rank's embeddings.
+
+    Without `targets` the texts are the images' captions, one each, and a text's only positive
+    is its own image. With them, `captions` may hold several texts per image (`targets.image_rows`)
+    and every image of the batch a text fits is a positive.
+    """
     torch.manual_seed(seed)
     model, spec = runtime.prepare(checkpoint.model.to(runtime.device).train()), checkpoint.pixel_spec
     model.logit_scale.requires_grad_(False)  # the temperature is a setting, not learned
     loss_fn = ContrastiveLoss(settings.temperature)
 
     def prepare(index: torch.Tensor) -> DeviceBatch:
-        return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime)
+        return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime, targets)
 
     def batch_loss(batch: DeviceBatch) -> torch.Tensor:
         # The loss in fp32: similarities / 0.1 overflow fp16 and lose bf16's few mantissa bits.
         image, text = image_embeddings(model, batch.pixels).float(), batch.text_embeds(model).float()
-        return loss_fn(gather(image), gather(text))
+        positives = None
+        if batch.image_codes is not None:
+            positives = positives_from_codes(gather(batch.image_codes), gather(batch.text_codes))
+        return loss_fn(gather(image), gather(text), positives)
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip, settings.workers)

@@ -1,0 +1,339 @@
+"""The shopper protocol: the short queries people type, judged by the labels.
+
+A query names a garment (its noun stands for product categories) and 0-2 modifiers:
+colour, pattern, fabric, sleeve, length, gender, hat, glasses. Each garment modifier is
+bound to the garment the noun names, so "floral skirt" is relevant only where the lower
+garment of a skirt product is floral; a skirt product with a floral top over a plain
+skirt is a *binding error*, reported as its own figure.
+
+Combinations come from the gallery's own attributes, only those with at least
+`min_relevant` relevant images, sampled with the seed. Each is phrased two or three
+ways (compact, noun first, a person wearing it); the phrasings are not the training
+texts' (data/alt_text.py: a test proves the two sets disjoint). The unit of
+uncertainty is the combination: its phrasings share their relevant images.
+
+Ties count against the model: among equal scores the irrelevant images come first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fashion_search.data.labels import COLOUR
+from fashion_search.data.attributes import (GARMENT_KINDS, IMAGE_KINDS, NOUNS, PLURAL_NOUNS, SLOT_KINDS,
+                                            available_columns, column_of)
+
+KIND_ORDER = ("gender", "colour", "length", "sleeve", "pattern", "fabric", "hat", "glasses")
+
+# The words of the evaluation phrasings, per attribute value. Values without a word are not queried.
+WORDS: dict[str, dict[str, str]] = {
+    "colour": {colour: colour for colour in COLOUR if colour != "NA"},
+    "gender": {"women": "women's", "men": "men's"},
+    "pattern": {"floral": "floral", "graphic": "graphic", "striped": "striped", "pure color": "plain",
+                "lattice": "lattice", "color block": "color-block"},
+    "fabric": {"denim": "denim", "cotton": "cotton", "leather": "leather", "furry": "furry",
+               "knitted": "knitted", "chiffon": "chiffon"},
+    "sleeve": {"sleeveless": "sleeveless", "short-sleeve": "short-sleeved", "long-sleeve": "long-sleeved"},
+    "length": {"three-point": "short", "medium short": "knee-length", "long": "long"},
+    "hat": {"hat": "with a hat"},
+    "glasses": {"eyeglasses": "with glasses", "sunglasses": "with sunglasses"},
+}
+# Noun-first phrasing: the words after the noun.
+AFTER: dict[str, dict[str, str]] = {
+    "colour": {colour: f"in {colour}" for colour in COLOUR if colour != "NA"},
+    "gender": {"women": "for women", "men": "for men"},
+    "pattern": {"floral": "with a floral print", "graphic": "with a graphic print", "striped": "with stripes",
+                "pure color": "in one plain colour", "lattice": "with a lattice pattern",
+                "color block": "in color blocks"},
+    "fabric": {v: f"made of {v}" for v in ("denim", "cotton", "leather", "chiffon")} | {
+        "furry": "made of fur", "knitted": "that is knitted"},
+    "sleeve": {"sleeveless": "that is sleeveless", "short-sleeve": "with short sleeves",
+               "long-sleeve": "with long sleeves"},
+    "length": {"three-point": "that is short", "medium short": "that reaches the knee", "long": "that is long"},
+    "hat": WORDS["hat"],
+    "glasses": WORDS["glasses"],
+}
+# Robustness: words a shopper uses for the same thing. Synonyms are absent from the label-generated
+# training texts; unseen words are absent from every training text of the default data, captions included.
+SYNONYMS = {"t-shirt": "tee", "sweater": "jumper", "trousers": "slacks", "striped": "stripy", "floral": "flowery",
+            "lattice": "plaid", "plain": "solid-colour", "sweatshirt": "hoodie", "denim": "jean"}
+UNSEEN = {"dress": "frock", "lattice": "tartan", "red": "scarlet", "jacket": "blazer", "leggings": "tights",
+          "knitted": "woolly", "floral": "botanical"}
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A garment noun and its modifiers as (kind, value) pairs, kinds distinct, in KIND_ORDER."""
+
+    noun: str
+    modifiers: tuple[tuple[str, str], ...] = ()
+    negated: tuple[str, str] | None = None  # ("colour", "red"): relevant where the garment is *not* red
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.modifiers)
+
+    def key(self) -> str:
+        parts = [self.noun, *(f"{kind}={value}" for kind, value in self.modifiers)]
+        if self.negated:
+            parts.append(f"{self.negated[0]}!={self.negated[1]}")
+        return ",".join(parts)
+
+
+def relevant(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
+    """Images whose product is the noun's and whose bound garment has every modifier."""
+    slot = NOUNS[combination.noun][1]
+    mask = (attributes["noun"] == combination.noun).to_numpy().copy()
+    for kind, value in combination.modifiers:
+        mask &= (attributes[column_of(slot, kind)] == value).to_numpy()
+    if combination.negated is not None:
+        kind, value = combination.negated
+        column = attributes[column_of(slot, kind)]
+        mask &= (column.notna() & (column != value)).to_numpy()
+    return mask
+
+
+def binding_errors(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
+    """Images of the noun's product that show every garment modifier, but not all on the bound garment."""
+    slot = NOUNS[combination.noun][1]
+    mask = (attributes["noun"] == combination.noun).to_numpy().copy()
+    bound_ok = np.ones(len(attributes), dtype=bool)
+    garment_modifiers = 0
+    for kind, value in combination.modifiers:
+        on_bound = (attributes[column_of(slot, kind)] == value).to_numpy()
+        if kind in GARMENT_KINDS:
+            garment_modifiers += 1
+            anywhere = np.zeros(len(attributes), dtype=bool)
+            for garment in ("upper", "lower", "outer"):
+                anywhere |= (attributes[f"{garment}_{kind}"] == value).to_numpy()
+            mask &= anywhere
+            bound_ok &= on_bound
+        else:
+            mask &= on_bound
+    if garment_modifiers == 0:
+        return np.zeros(len(attributes), dtype=bool)
+    return mask & ~bound_ok
+
+
+def _words(combination: Combination, kinds: dict[str, dict[str, str]]) -> list[str]:
+    return [kinds[kind][value] for kind, value in combination.modifiers]
+
+
+def phrasings(combination: Combination) -> list[str]:
+    """Three ways a shopper types the combination: "red floral dress", "dress in red with a floral
+    print", "a woman wearing a red floral dress" (the evaluation phrasings)."""
+    noun, modifiers = combination.noun, combination.modifiers
+    tail = [WORDS[kind][value] for kind, value in modifiers if kind in ("hat", "glasses")]
+    garment = [WORDS[kind][value] for kind, value in modifiers if kind not in ("gender", "hat", "glasses")] + [noun]
+    gender = [WORDS[kind][value] for kind, value in modifiers if kind == "gender"]
+    compact = " ".join([*gender, *garment, *tail])
+    after = " ".join([noun, *(AFTER[kind][value] for kind, value in modifiers)])
+    article = "" if noun in PLURAL_NOUNS else ("an " if garment[0][0] in "aeiou" else "a ")
+    person = {"women": "a woman", "men": "a man"}.get(dict(modifiers).get("gender", ""), "someone")
+    worn = " ".join([f"{person} wearing {article}{' '.join(garment)}", *tail])
+    return list(dict.fromkeys([compact, after, worn]))
+
+
+def negation_phrasing(combination: Combination) -> str:
+    """The negation family's phrasing: "<noun> that is not <colour>", "<noun> without sleeves",
+    "<noun> without any pattern" (the last two ask for sleeveless and plain garments)."""
+    if combination.negated is not None:
+        return f"{combination.noun} that is not {combination.negated[1]}"
+    if combination.modifiers == (("sleeve", "sleeveless"),):
+        return f"{combination.noun} without sleeves"
+    if combination.modifiers == (("pattern", "pure color"),):
+        return f"{combination.noun} without any pattern"
+    raise ValueError(f"{combination.key()} has no negation phrasing")
+
+
+def substituted(text: str, words: dict[str, str]) -> str | None:
+    """The phrasing with one word replaced by its synonym (the first that applies), or None."""
+    for word, other in words.items():
+        tokens = text.split(" ")
+        if word in tokens:
+            return " ".join(other if token == word else token for token in tokens)
+    return None
+
+
+def _modifier_options(row: pd.Series, slot: str, columns: set[str]) -> list[tuple[str, str]]:
+    options = []
+    for kind in (*SLOT_KINDS[slot], *IMAGE_KINDS):
+        column = column_of(slot, kind)
+        value = row[column] if column in columns else None
+        if value is not None and value in WORDS.get(kind, {}):
+            options.append((kind, value))
+    return sorted(options, key=lambda option: KIND_ORDER.index(option[0]))
+
+
+def count_combinations(attributes: pd.DataFrame, size: int) -> Counter:
+    """Every combination of `size` attributes (noun + size-1 modifiers) shown by some image, with the
+    number of images relevant to it; each relevant image adds one, so the counts are exact."""
+    columns = set(available_columns(attributes))
+    counts: Counter = Counter()
+    for _, row in attributes.iterrows():
+        noun = row["noun"]
+        if noun is None:
+            continue
+        slot = NOUNS[noun][1]
+        options = _modifier_options(row, slot, columns)
+        if noun == "t-shirt":  # a graphic tee's pattern is its category
+            options = [option for option in options if option[0] != "pattern"]
+        for chosen in combinations(options, size - 1):
+            counts[Combination(noun, tuple(chosen))] += 1
+    return counts
+
+
+def sample(counts: Counter, min_relevant: int, max_queries: int, seed: int) -> list[Combination]:
+    """The combinations with at least `min_relevant` relevant images, at most `max_queries` of them (seeded)."""
+    eligible = sorted((c for c, n in counts.items() if n >= min_relevant), key=Combination.key)
+    if len(eligible) <= max_queries:
+        return eligible
+    chosen = np.random.default_rng(seed).choice(len(eligible), size=max_queries, replace=False)
+    return [eligible[i] for i in sorted(chosen)]
+
+
+@dataclass
+class Family:
+    """Queries of one family: each combination with its phrasings."""
+
+    name: str
+    combinations: list[Combination]
+    texts: list[list[str]]  # per combination, its phrasings
+
+    def flat(self) -> tuple[list[str], list[int]]:
+        """All phrasings, and the combination each belongs to."""
+        texts = [text for group in self.texts for text in group]
+        owners = [i for i, group in enumerate(self.texts) for _ in group]
+        return texts, owners
+
+
+def build_families(attributes: pd.DataFrame, min_relevant: int, max_queries: int, seed: int) -> list[Family]:
+    """The 1-, 2- and 3-attribute families and the robustness families, from the gallery's attributes."""
+    families = []
+    counts = {size: count_combinations(attributes, size) for size in (1, 2, 3)}
+    for size in (1, 2, 3):
+        chosen = sample(counts[size], min_relevant, max_queries, seed + size)
+        if chosen:
+            families.append(Family(f"{size}_attribute{'s' * (size > 1)}", chosen, [phrasings(c) for c in chosen]))
+    for name, words in (("synonyms", SYNONYMS), ("unseen_words", UNSEEN)):
+        pool = Counter({c: n for size in (1, 2) for c, n in counts[size].items()
+                        if substituted(phrasings(c)[0], words) is not None})
+        chosen = sample(pool, min_relevant, max_queries, seed + len(name))
+        if chosen:
+            families.append(Family(name, chosen, [[substituted(phrasings(c)[0], words)] for c in chosen]))
+    negations = _negations(attributes)
+    chosen = sample(negations, min_relevant, max_queries, seed + 7)
+    if chosen:
+        families.append(Family("negation", chosen, [[negation_phrasing(c)] for c in chosen]))
+    return families
+
+
+def _negations(attributes: pd.DataFrame) -> Counter:
+    """Combinations the negation family phrases, with their relevant counts."""
+    columns = set(available_columns(attributes))
+    counts: Counter = Counter()
+    for noun, (_, slot, _) in NOUNS.items():
+        candidates = []
+        if "sleeve" in SLOT_KINDS[slot] and "sleeve" in columns:
+            candidates.append(Combination(noun, (("sleeve", "sleeveless"),)))
+        if column_of(slot, "pattern") in columns and noun != "t-shirt":
+            candidates.append(Combination(noun, (("pattern", "pure color"),)))
+        if column_of(slot, "colour") in columns:
+            present = attributes.loc[attributes["noun"] == noun, column_of(slot, "colour")]
+            candidates += [Combination(noun, (), ("colour", colour)) for colour in sorted(present.dropna().unique())]
+        for combination in candidates:
+            counts[combination] = int(relevant(attributes, combination).sum())
+    return counts
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def pessimistic_order(scores: np.ndarray, relevance: np.ndarray) -> np.ndarray:
+    """Gallery indices best first; among equal scores the irrelevant come first (ties count against)."""
+    return np.lexsort((relevance.astype(np.int8), -scores))
+
+
+def query_measures(scores: np.ndarray, relevance: np.ndarray, binding: np.ndarray,
+                   k: int = 10, recall_depth: int = 50) -> dict[str, float]:
+    """precision@k, nDCG@k (binary gain), recall@recall_depth and binding errors@k of one query."""
+    order = pessimistic_order(scores, relevance)
+    top = relevance[order[:k]]
+    total = int(relevance.sum())
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = discounts[:min(k, total)].sum()
+    return {
+        f"precision_at_{k}": float(top.sum() / k),
+        f"ndcg_at_{k}": float((top * discounts[:len(top)]).sum() / ideal) if ideal > 0 else 0.0,
+        f"recall_at_{recall_depth}": float(relevance[order[:recall_depth]].sum() / total) if total else 0.0,
+        f"binding_errors_at_{k}": float(binding[order[:k]].sum() / k),
+    }
+
+
+def chance_measures(relevant_count: int, gallery: int, k: int = 10, recall_depth: int = 50) -> dict[str, float]:
+    """What a random order scores in expectation: each position is relevant with probability R/N."""
+    p = relevant_count / gallery
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = discounts[:min(k, relevant_count)].sum()
+    return {f"precision_at_{k}": p, f"ndcg_at_{k}": float(p * discounts[:min(k, gallery)].sum() / ideal),
+            f"recall_at_{recall_depth}": min(recall_depth, gallery) / gallery}
+
+
+ScoreFn = Callable[[list[str]], torch.Tensor]  # query texts -> (Q, N) scores over the gallery
+
+
+@dataclass
+class FamilyResult:
+    name: str
+    per_combination: dict[str, list[float]]  # measure -> one value per combination (its phrasings averaged)
+    base_rate: float
+    chance: dict[str, float]
+    combinations: list[str] = field(default_factory=list)
+
+
+def measure_family(family: Family, attributes: pd.DataFrame, scores: torch.Tensor) -> FamilyResult:
+    """Every measure of one family from the (phrasings × gallery) scores."""
+    texts, owners = family.flat()
+    if scores.shape != (len(texts), len(attributes)):
+        raise ValueError(f"scores {tuple(scores.shape)} do not match {len(texts)} queries × {len(attributes)} images")
+    values = scores.float().numpy()
+    per_query: list[dict[str, float]] = []
+    masks = [(relevant(attributes, c), binding_errors(attributes, c)) for c in family.combinations]
+    for row, owner in zip(values, owners):
+        per_query.append(query_measures(row, *masks[owner]))
+    per_combination: dict[str, list[float]] = {name: [] for name in per_query[0]}
+    for index in range(len(family.combinations)):
+        rows = [m for m, owner in zip(per_query, owners) if owner == index]
+        for name in per_combination:
+            per_combination[name].append(float(np.mean([m[name] for m in rows])))
+    counts = [int(mask.sum()) for mask, _ in masks]
+    chances = [chance_measures(n, len(attributes)) for n in counts]
+    chance = {name: float(np.mean([c[name] for c in chances])) for name in chances[0]}
+    return FamilyResult(family.name, per_combination, float(np.mean(counts) / len(attributes)), chance,
+                        [c.key() for c in family.combinations])
+
+
+def unseen_in_training(family: Family, training: pd.DataFrame | None) -> list[bool]:
+    """Whether no training image shows the combination (so no training text can have said it)."""
+    if training is None:
+        return [False] * len(family.combinations)
+    return [not relevant(training, c).any() for c in family.combinations]
+
+
+def all_phrasings(families: Iterable[Family]) -> list[str]:
+    return [text for family in families for text in family.flat()[0]]
+
+
+HEADLINE_FAMILIES = ("2_attributes", "3_attributes")
+
+
+def headline_values(results: Sequence[FamilyResult], measure: str) -> list[list[float]]:
+    """Per-combination values of the headline families (the mean over the 2- and 3-attribute families)."""
+    return [r.per_combination[measure] for r in results if r.name in HEADLINE_FAMILIES]
