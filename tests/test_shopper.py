@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fashion_search.data.alt_text import alt_texts
-from fashion_search.data.attributes import COLUMNS, available_columns, image_attributes, noun_of
+from fashion_search.data.attributes import COLUMNS, available_columns, image_attributes, nouns_of
 from fashion_search.data.labels import ImageLabels, write_labels
 from fashion_search.data.synthetic import draw_items, generate_synthetic
 from fashion_search.evaluate import shopper
@@ -24,12 +24,11 @@ from fashion_search.evaluate.shopper import Combination
 def _image(category: str = "Skirts", gender: str = "women", **values: str | None) -> dict[str, str | None]:
     row: dict[str, str | None] = dict.fromkeys(COLUMNS)
     row.update({"gender": gender, "category": category, "lower_length": "medium short", **values})
-    row["noun"] = noun_of(category, row["lower_length"])
     return row
 
 
 def _frame(*rows: dict) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=[*COLUMNS, "noun"])
+    return pd.DataFrame(list(rows), columns=list(COLUMNS))
 
 
 def test_floral_skirt_is_bound_to_the_skirt() -> None:
@@ -50,7 +49,9 @@ def test_one_piece_garments_read_their_upper_labels_and_denim_products_split_by_
                         _image("Denim", lower_length="long"), _image("Denim", lower_length="three-point"))
     assert shopper.relevant(attributes, Combination("dress", (("colour", "red"),))).tolist() == [
         True, False, False, False]
-    assert attributes["noun"].tolist() == ["dress", "dress", "jeans", "shorts"]
+    assert [nouns_of(c, n) for c, n in zip(attributes["category"], attributes["lower_length"])] == [
+        ["dress"], ["dress"], ["jeans"], ["shorts"]]
+    assert nouns_of("Sweaters", None) == ["top", "sweater"]
 
 
 def test_negated_colour_needs_a_known_other_colour() -> None:
@@ -156,7 +157,7 @@ def test_real_layout_gives_no_colour_families(tmp_path: Path) -> None:
 def test_hub_mirror_schema_has_only_gender_and_category(tmp_path: Path) -> None:
     names = _real_layout(tmp_path, with_labels=False)  # the Hub mirror: images and captions, no label files
     attributes = image_attributes(tmp_path, names)
-    assert set(available_columns(attributes)) == {"gender", "category", "noun"}
+    assert set(available_columns(attributes)) == {"gender", "category"}
     families = {f.name: f for f in shopper.build_families(attributes, 5, 100, 0)}
     assert "3_attributes" not in families
     assert {m[0] for c in families["2_attributes"].combinations for m in c.modifiers} == {"gender"}

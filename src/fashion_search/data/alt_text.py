@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fashion_search.data.attributes import GARMENT_KINDS, IMAGE_KINDS, NOUNS, PLURAL_NOUNS, SLOT_KINDS, column_of
+from fashion_search.data.attributes import IMAGE_KINDS, NOUNS, SLOT_KINDS, column_of
 
 # Training words per attribute value (several surface forms; none of the robustness families' words).
 TRAIN_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -36,14 +36,16 @@ TRAIN_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "length": {"three-point": ("short", "three-point"), "medium short": ("knee-length", "medium short"),
                "three-quarter": ("three-quarter", "calf-length"), "long": ("long", "full-length")},
 }
-NOUN_WORDS: dict[str, tuple[str, ...]] = {
-    "dress": ("dress",), "jumpsuit": ("jumpsuit", "romper"), "skirt": ("skirt",), "shorts": ("shorts",),
-    "jeans": ("jeans",), "trousers": ("trousers", "pants"), "leggings": ("leggings",),
-    "t-shirt": ("t-shirt", "top"), "blouse": ("blouse",), "shirt": ("shirt", "polo shirt"),
-    "sweater": ("sweater",), "sweatshirt": ("sweatshirt",), "cardigan": ("cardigan",),
-    "jacket": ("jacket", "coat"),
+# The product's own words by category; the generic word of its garment states nothing about the category.
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "Dresses": ("dress",), "Rompers_Jumpsuits": ("jumpsuit", "romper"), "Skirts": ("skirt",),
+    "Shorts": ("shorts",), "Pants": ("trousers", "pants"), "Leggings": ("leggings",),
+    "Tees_Tanks": ("t-shirt", "tank top"), "Graphic_Tees": ("graphic t-shirt",), "Blouses_Shirts": ("blouse",),
+    "Shirts_Polos": ("shirt", "polo shirt"), "Sweaters": ("sweater",), "Sweatshirts_Hoodies": ("sweatshirt",),
+    "Cardigans": ("cardigan",), "Jackets_Coats": ("jacket", "coat"), "Jackets_Vests": ("vest", "jacket"),
 }
-OTHER_GARMENT = {"upper": "top", "lower": "bottoms", "outer": "outer layer"}
+GENERIC = {"upper": "top", "lower": "bottoms", "outer": "outer layer"}
+PLURAL_WORDS = {"shorts", "trousers", "pants", "leggings", "jeans", "bottoms"}
 PERSON = {"women": ("female model", "woman model"), "men": ("male model", "man model")}
 EXTRAS = {("hat", "hat"): "a hat", ("glasses", "eyeglasses"): "glasses", ("glasses", "sunglasses"): "sunglasses"}
 # The frames: each has a word no evaluation phrasing uses.
@@ -61,11 +63,11 @@ FRAMES = (
 @dataclass(frozen=True)
 class AltText:
     text: str
-    stated: dict[str, str]  # attribute column -> value the text says (noun included)
+    stated: dict[str, str]  # attribute column -> the value the text says (category included)
 
 
-def _article(words: list[str], noun: str) -> str:
-    if noun in PLURAL_NOUNS or noun == OTHER_GARMENT["lower"]:
+def _article(words: list[str]) -> str:
+    if words[-1].split()[-1] in PLURAL_WORDS:
         return ""
     return "an " if words[0][0] in "aeiou" else "a "
 
@@ -89,26 +91,41 @@ def _modifiers(row: pd.Series, slot: str, rng: np.random.Generator, most: int) -
     return [(column, value, word) for _, column, value, word in picked]
 
 
-def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
-    """One short text about an image, from its attributes (None when the image has no noun)."""
-    noun = row.get("noun")
-    if not isinstance(noun, str):
+def _product(row: pd.Series, rng: np.random.Generator) -> tuple[str, str, dict[str, str]] | None:
+    """The product's garment slot, a word for it, and what the word states."""
+    category, length = row.get("category"), row.get("lower_length")
+    if not isinstance(category, str):
         return None
-    slot = NOUNS[noun][1]
-    stated: dict[str, str] = {"noun": noun}
+    if category == "Denim":
+        short = length in NOUNS["shorts"][2]["Denim"]
+        return "lower", "denim shorts" if short else "jeans", {"category": category}
+    slot = next((slot for _, (categories, slot, _) in NOUNS.items() if category in categories), None)
+    if slot is None or category not in CATEGORY_WORDS:
+        return None
+    if slot in GENERIC and rng.random() < 0.3:
+        return slot, GENERIC[slot], {}
+    words = CATEGORY_WORDS[category]
+    return slot, words[int(rng.integers(len(words)))], {"category": category}
+
+
+def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
+    """One short text about an image, from its attributes (None when its product has no word)."""
+    product = _product(row, rng)
+    if product is None:
+        return None
+    slot, noun, stated = product
     mods = _modifiers(row, slot, rng, most=3)
-    words = [word for _, _, word in mods] + [NOUN_WORDS[noun][int(rng.integers(len(NOUN_WORDS[noun])))]]
+    words = [word for _, _, word in mods] + [noun]
     stated.update({column: value for column, value, _ in mods})
-    garments = [_article(words, noun) + " ".join(words)]
-    others = [garment for garment in ("upper", "lower", "outer")
-              if garment != {"one_piece": "upper"}.get(slot, slot)
-              and not (slot == "one_piece" and garment == "lower")]
+    garments = [_article(words) + " ".join(words)]
+    bound = "upper" if slot == "one_piece" else slot
+    others = [g for g in ("upper", "lower", "outer") if g != bound and not (slot == "one_piece" and g == "lower")]
     if others and rng.random() < 0.35:
         garment = others[int(rng.integers(len(others)))]
         extra = [m for m in _modifiers(row, garment, rng, most=2) if not m[0].endswith(("sleeve", "length"))]
         if extra:
-            phrase = [word for _, _, word in extra] + [OTHER_GARMENT[garment]]
-            garments.append(_article(phrase, OTHER_GARMENT[garment]) + " ".join(phrase))
+            phrase = [word for _, _, word in extra] + [GENERIC[garment]]
+            garments.append(_article(phrase) + " ".join(phrase))
             stated.update({column: value for column, value, _ in extra})
     extras = []
     for kind in IMAGE_KINDS[1:]:
@@ -118,7 +135,7 @@ def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
             stated[kind] = value
     gender = row.get("gender") if isinstance(row.get("gender"), str) else None
     frame = FRAMES[int(rng.integers(len(FRAMES)))]
-    if ("{person}" in frame or "{gender_word}" in frame) and gender is None:
+    if gender is None and ("{person}" in frame or "{gender_word}" in frame):
         frame = FRAMES[0]
     if gender is not None and ("{person}" in frame or "{gender_word}" in frame):
         stated["gender"] = gender

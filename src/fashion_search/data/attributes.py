@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fashion_search.data.labels import (
@@ -39,9 +40,13 @@ COLUMNS = (
 # Codes that say nothing about what is shown: the column stays None for them.
 _UNINFORMATIVE = {"NA", "other", "not long-sleeve", "have a glasses in hand or clothes"}
 
-# The garment a shopper names, and the products it stands for: noun -> (categories, the garment its
+# The garment a shopper names and the products it stands for: noun -> (categories, the garment its
 # modifiers are bound to, lower lengths required of some categories). Denim products are jeans or
-# shorts by their length; a one-piece garment is labelled on its upper part.
+# shorts by their length; a one-piece garment is labelled on its upper part. "top" is any upper-body
+# product: the synthetic pictures draw a top's sleeves, neckline, fabric, pattern and colour, not
+# whether the shop listed it as a blouse or a shirt, so the nouns stay at what a picture can show.
+UPPER_CATEGORIES = ("Tees_Tanks", "Graphic_Tees", "Blouses_Shirts", "Shirts_Polos", "Sweaters",
+                    "Sweatshirts_Hoodies")
 NOUNS: dict[str, tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]] = {
     "dress": (("Dresses",), "one_piece", {}),
     "jumpsuit": (("Rompers_Jumpsuits",), "one_piece", {}),
@@ -50,11 +55,8 @@ NOUNS: dict[str, tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]] = {
     "jeans": (("Denim",), "lower", {"Denim": ("three-quarter", "long")}),
     "trousers": (("Pants",), "lower", {}),
     "leggings": (("Leggings",), "lower", {}),
-    "t-shirt": (("Tees_Tanks", "Graphic_Tees"), "upper", {}),
-    "blouse": (("Blouses_Shirts",), "upper", {}),
-    "shirt": (("Shirts_Polos",), "upper", {}),
+    "top": (UPPER_CATEGORIES, "upper", {}),
     "sweater": (("Sweaters",), "upper", {}),
-    "sweatshirt": (("Sweatshirts_Hoodies",), "upper", {}),
     "cardigan": (("Cardigans",), "outer", {}),
     "jacket": (("Jackets_Coats", "Jackets_Vests"), "outer", {}),
 }
@@ -76,12 +78,19 @@ def column_of(slot: str, kind: str) -> str:
     return {"length": "lower_length"}.get(kind, kind)
 
 
-def noun_of(category: str | None, lower_length: str | None) -> str | None:
-    """The shopper's noun for a product, or None when no noun stands for it."""
-    for noun, (categories, _, lengths) in NOUNS.items():
-        if category in categories and (category not in lengths or lower_length in lengths[category]):
-            return noun
-    return None
+def noun_mask(attributes: pd.DataFrame, noun: str) -> np.ndarray:
+    """Images of a product the noun stands for."""
+    categories, _, lengths = NOUNS[noun]
+    mask = attributes["category"].isin(categories).to_numpy().copy()
+    for category, allowed in lengths.items():
+        mask &= ~((attributes["category"] == category) & ~attributes["lower_length"].isin(allowed)).to_numpy()
+    return mask
+
+
+def nouns_of(category: str | None, lower_length: str | None) -> list[str]:
+    """Every noun a shopper could use for a product ("top" and "sweater" for a sweater)."""
+    return [noun for noun, (categories, _, lengths) in NOUNS.items()
+            if category in categories and (category not in lengths or lower_length in lengths[category])]
 
 
 _NAME = re.compile(r"^(?P<gender>MEN|WOMEN)-(?P<category>[A-Za-z_]+)-id_\d{8}")
@@ -92,8 +101,8 @@ def _known(value: str) -> str | None:
 
 
 def image_attributes(raw: Path, images: Sequence[str]) -> pd.DataFrame:
-    """One row per image (in the order given), one column per attribute in COLUMNS and the shopper's
-    `noun` for its product; None where the source does not say."""
+    """One row per image (in the order given), one column per attribute in COLUMNS; None where
+    the source does not say."""
     labels = read_labels(raw).labels
     colours, _ = read_colours(raw)
     rows = []
@@ -118,9 +127,8 @@ def image_attributes(raw: Path, images: Sequence[str]) -> pd.DataFrame:
         if colour is not None:
             for index, garment in enumerate(GARMENTS):
                 row[f"{garment}_colour"] = _known(COLOUR[colour[index]])
-        row["noun"] = noun_of(row["category"], row["lower_length"])
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, "noun"], index=range(len(rows)))
+    return pd.DataFrame(rows, columns=list(COLUMNS), index=range(len(rows)))
 
 
 def available_columns(attributes: pd.DataFrame) -> list[str]:

@@ -1,6 +1,6 @@
 """The shopper protocol: the short queries people type, judged by the labels.
 
-A query names a garment (its noun stands for product categories) and 0-2 modifiers:
+A query names a garment (its noun stands for product categories: data/attributes.py) and 0-2 modifiers:
 colour, pattern, fabric, sleeve, length, gender, hat, glasses. Each garment modifier is
 bound to the garment the noun names, so "floral skirt" is relevant only where the lower
 garment of a skirt product is floral; a skirt product with a floral top over a plain
@@ -28,7 +28,7 @@ import torch
 
 from fashion_search.data.labels import COLOUR
 from fashion_search.data.attributes import (GARMENT_KINDS, IMAGE_KINDS, NOUNS, PLURAL_NOUNS, SLOT_KINDS,
-                                            available_columns, column_of)
+                                            available_columns, column_of, noun_mask, nouns_of)
 
 KIND_ORDER = ("gender", "colour", "length", "sleeve", "pattern", "fabric", "hat", "glasses")
 
@@ -62,10 +62,10 @@ AFTER: dict[str, dict[str, str]] = {
 }
 # Robustness: words a shopper uses for the same thing. Synonyms are absent from the label-generated
 # training texts; unseen words are absent from every training text of the default data, captions included.
-SYNONYMS = {"t-shirt": "tee", "sweater": "jumper", "trousers": "slacks", "striped": "stripy", "floral": "flowery",
-            "lattice": "plaid", "plain": "solid-colour", "sweatshirt": "hoodie", "denim": "jean"}
+SYNONYMS = {"top": "tee", "sweater": "pullover", "trousers": "slacks", "striped": "stripy", "floral": "flowery",
+            "lattice": "plaid", "plain": "solid-colour", "denim": "jean"}
 UNSEEN = {"dress": "frock", "lattice": "tartan", "red": "scarlet", "jacket": "blazer", "leggings": "tights",
-          "knitted": "woolly", "floral": "botanical"}
+          "knitted": "woolly", "floral": "botanical", "sweater": "jumper"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Combination:
 def relevant(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
     """Images whose product is the noun's and whose bound garment has every modifier."""
     slot = NOUNS[combination.noun][1]
-    mask = (attributes["noun"] == combination.noun).to_numpy().copy()
+    mask = noun_mask(attributes, combination.noun)
     for kind, value in combination.modifiers:
         mask &= (attributes[column_of(slot, kind)] == value).to_numpy()
     if combination.negated is not None:
@@ -103,7 +103,7 @@ def relevant(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
 def binding_errors(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
     """Images of the noun's product that show every garment modifier, but not all on the bound garment."""
     slot = NOUNS[combination.noun][1]
-    mask = (attributes["noun"] == combination.noun).to_numpy().copy()
+    mask = noun_mask(attributes, combination.noun)
     bound_ok = np.ones(len(attributes), dtype=bool)
     garment_modifiers = 0
     for kind, value in combination.modifiers:
@@ -177,16 +177,13 @@ def count_combinations(attributes: pd.DataFrame, size: int) -> Counter:
     number of images relevant to it; each relevant image adds one, so the counts are exact."""
     columns = set(available_columns(attributes))
     counts: Counter = Counter()
+    if "category" not in columns:
+        return counts
     for _, row in attributes.iterrows():
-        noun = row["noun"]
-        if noun is None:
-            continue
-        slot = NOUNS[noun][1]
-        options = _modifier_options(row, slot, columns)
-        if noun == "t-shirt":  # a graphic tee's pattern is its category
-            options = [option for option in options if option[0] != "pattern"]
-        for chosen in combinations(options, size - 1):
-            counts[Combination(noun, tuple(chosen))] += 1
+        for noun in nouns_of(row["category"], row["lower_length"]):
+            options = _modifier_options(row, NOUNS[noun][1], columns)
+            for chosen in combinations(options, size - 1):
+                counts[Combination(noun, tuple(chosen))] += 1
     return counts
 
 
@@ -243,10 +240,10 @@ def _negations(attributes: pd.DataFrame) -> Counter:
         candidates = []
         if "sleeve" in SLOT_KINDS[slot] and "sleeve" in columns:
             candidates.append(Combination(noun, (("sleeve", "sleeveless"),)))
-        if column_of(slot, "pattern") in columns and noun != "t-shirt":
+        if column_of(slot, "pattern") in columns:
             candidates.append(Combination(noun, (("pattern", "pure color"),)))
         if column_of(slot, "colour") in columns:
-            present = attributes.loc[attributes["noun"] == noun, column_of(slot, "colour")]
+            present = attributes.loc[noun_mask(attributes, noun), column_of(slot, "colour")]
             candidates += [Combination(noun, (), ("colour", colour)) for colour in sorted(present.dropna().unique())]
         for combination in candidates:
             counts[combination] = int(relevant(attributes, combination).sum())

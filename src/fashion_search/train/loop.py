@@ -46,11 +46,29 @@ class Schedule:
     workers: int
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+def batches(n: int, batch_size: int, generator: torch.Generator,
+            buckets: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Shuffled index batches; the last partial batch is dropped when there is more than one,
-    because a contrastive batch of a few pairs has almost no negatives."""
-    order = torch.randperm(n, generator=generator)
-    full = n // batch_size
+    because a contrastive batch of a few pairs has almost no negatives.
+
+    With `buckets` (a bucket id per index) every batch is drawn from one bucket and the batches
+    of all buckets are shuffled together: short texts are then padded to short lengths, not to the
+    longest caption of a mixed batch.
+    """
+    if buckets is not None:
+        parts = []
+        for bucket in torch.unique(buckets).tolist():
+            members = torch.nonzero(buckets == bucket).flatten()
+            order = members[torch.randperm(len(members), generator=generator)]
+            parts += list(_cut(order, batch_size))
+        for i in torch.randperm(len(parts), generator=generator).tolist():
+            yield parts[i]
+        return
+    yield from _cut(torch.randperm(n, generator=generator), batch_size)
+
+
+def _cut(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    full = len(order) // batch_size
     if full == 0:
         yield order
         return
@@ -58,8 +76,10 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
         yield order[start:start + batch_size]
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, n // batch_size)
+def steps_per_epoch(n: int, batch_size: int, buckets: torch.Tensor | None = None) -> int:
+    if buckets is None:
+        return max(1, n // batch_size)
+    return sum(max(1, int((buckets == b).sum()) // batch_size) for b in torch.unique(buckets).tolist())
 
 
 def prefetched(indices: Iterator[torch.Tensor], prepare: Callable[[torch.Tensor], Batch],
@@ -85,7 +105,7 @@ def prefetched(indices: Iterator[torch.Tensor], prepare: Callable[[torch.Tensor]
 def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, groups: list[dict], n: int,
              plan: Schedule, seed: int, desc: str, on_epoch: EpochCallback | None = None,
              runtime: Runtime = CPU, *, parts: Sequence[nn.Module] = (), world: World = SINGLE,
-             checkpoints: StepCheckpoints | None = None) -> list[float]:
+             checkpoints: StepCheckpoints | None = None, buckets: torch.Tensor | None = None) -> list[float]:
     """AdamW (the report's optimiser) with linear warm-up then constant or cosine decay,
     gradient clipping, mixed precision on GPU, batches prepared ahead, and one host
     synchronisation per epoch; returns every step's loss.
@@ -102,7 +122,7 @@ def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, gr
     if plan.batch_size % world.size:
         raise ValueError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
                          "use a batch_size divisible by the number of processes")
-    per_epoch = steps_per_epoch(n, plan.batch_size)
+    per_epoch = steps_per_epoch(n, plan.batch_size, buckets)
     total = plan.epochs * per_epoch
     fused = runtime.device.type == "cuda"  # one kernel for the whole update
     optimizer = torch.optim.AdamW(groups, weight_decay=plan.weight_decay, fused=fused or None)
@@ -123,7 +143,7 @@ def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, gr
               disable=None if world.main else True) as bar:
         for epoch in range(step // per_epoch, plan.epochs):
             epoch_generator, done = generator.get_state(), losses[epoch * per_epoch:]
-            order = itertools.islice(batches(n, plan.batch_size, generator), len(done), None)
+            order = itertools.islice(batches(n, plan.batch_size, generator, buckets), len(done), None)
             local = (local_part(index, world) for index in order)
             epoch_losses: list[torch.Tensor] = []
             for batch in prefetched(local, prepare, plan.workers):
@@ -173,6 +193,7 @@ class TextTargets:
     image_rows: torch.Tensor   # (T,) the pixel row of text t's own image
     text_codes: torch.Tensor   # (T, C) the attribute codes text t states, -1 where it states nothing
     image_codes: torch.Tensor  # (images, C) every image's codes, -2 where its labels say nothing
+    buckets: torch.Tensor | None = None  # (T,) batches are drawn from one bucket each (captions, alt texts)
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,7 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
                     settings.weight_decay, settings.grad_clip, settings.workers)
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": settings.lr}]
     losses = optimise(prepare, batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime,
-                      parts=[model], world=world, checkpoints=checkpoints)
+                      parts=[model], world=world, checkpoints=checkpoints,
+                      buckets=None if targets is None else targets.buckets)
     model.cpu().eval().requires_grad_(True)
     return losses

@@ -56,5 +56,6 @@ def training_texts(pairs: pd.DataFrame, captions: list[Segments], attributes: pd
                 for column, value in text.stated.items():
                     stated[row, columns.index(column)] = vocab[column][value]
             codes.append(stated)
-    targets = TextTargets(torch.cat(rows), torch.cat(codes), image_codes)
+    buckets = torch.cat([torch.full((len(r),), i, dtype=torch.long) for i, r in enumerate(rows)])
+    targets = TextTargets(torch.cat(rows), torch.cat(codes), image_codes, buckets)
     return texts, targets, {"captions": len(captions), "alt_texts": len(texts) - len(captions)}
