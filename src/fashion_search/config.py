@@ -52,6 +52,13 @@ class DataSettings:
     image_width: int = dataclasses.field(metadata=rule(low=32, high=2048))
     image_height: int = dataclasses.field(metadata=rule(low=32, high=2048))
 
+    def __post_init__(self) -> None:
+        """dvc.yaml templates local_path into the download stage's deps, so it is tracked whatever the source."""
+        if not self.local_path.strip():
+            raise ConfigError("params.yaml: data.local_path is empty; DVC tracks it as a dependency of the download "
+                              "stage, so it must name a folder: the placeholder local_data (with any source), or "
+                              "your own DeepFashion-layout folder (with source: local)")
+
 
 @dataclasses.dataclass(frozen=True)
 class TinyModelSettings:
