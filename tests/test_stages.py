@@ -169,6 +169,14 @@ ERROR_CASES = {
     "nan_lr": Case("finetune", FINETUNE_ARGS, {("finetune", "lr"): float("nan")}),  # written as `.nan`
     "params_not_yaml": Case("split", SPLIT_ARGS, prepare=lambda d: (d / "params.yaml").write_text(
         "seed: 42\nsplit:\n  test_size: [0.2\n  group_by: item\n", encoding="utf-8")),
+    # Once tracebacks from numpy, scikit-learn or torchrun (fixed): refused naming the key.
+    "negative_seed": Case("split", SPLIT_ARGS, {("seed",): -1}, small_pairs("data/interim/captions.parquet")),
+    "test_size_one": Case("split", SPLIT_ARGS, {("split", "test_size"): 1.0},
+                          small_pairs("data/interim/captions.parquet")),
+    "uneven_processes": Case("finetune", FINETUNE_ARGS, {("runtime", "processes"): 3},
+                             small_pairs("data/processed/train.parquet")),
+    # A key misspelt in the last stage's section, reported by the first stage.
+    "serve_key_read_by_download": Case("download", ("--out", "data/raw"), {("serve", "colour"): "blue"}),
 }
 
 
@@ -200,6 +208,25 @@ def test_finetune_rejects_a_misspelt_key(error_runs: dict[str, Ran]) -> None:
     ran = error_runs["misspelt_key"]
     message = assert_user_error(ran.result, "finetune.lrr")
     assert "does not exist" not in message
+
+
+def test_split_rejects_a_negative_seed_and_a_test_size_of_one_naming_the_key(error_runs: dict[str, Ran]) -> None:
+    for case, key in (("negative_seed", "seed"), ("test_size_one", "split.test_size")):
+        ran = error_runs[case]
+        assert_user_error(ran.result, f"params.yaml: {key} is")
+        assert ran.files_after() == ran.files_before
+
+
+def test_finetune_refuses_processes_that_do_not_divide_the_batch_before_torchrun(error_runs: dict[str, Ran]) -> None:
+    ran = error_runs["uneven_processes"]
+    message = assert_user_error(ran.result, "finetune.batch_size=32", "runtime.processes=3")
+    assert "torch.distributed" not in ran.result.stderr and "does not exist" not in message
+
+
+def test_a_misspelt_serve_key_is_reported_by_the_first_stage(error_runs: dict[str, Ran]) -> None:
+    ran = error_runs["serve_key_read_by_download"]
+    assert_user_error(ran.result, "serve.colour")
+    assert ran.files_after() == {"params.yaml"}
 
 
 def test_split_without_pairs_names_the_tokenize_stage(error_runs: dict[str, Ran]) -> None:
