@@ -292,7 +292,7 @@ def _value(key: str, raw: Any, hint: Any, meta: Any) -> Any:
             raise ConfigError(f"params.yaml: {key} must be a non-empty list, got {raw!r}")
         items = [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(raw)]
         for i, item in enumerate(items):
-            if item_type is str and not _visible(item):
+            if item_type is str and not has_visible_text(item):
                 raise ConfigError(f"params.yaml: {key}[{i}] is {item!r}; give a non-empty text")
         return items
     value = _coerce(key, raw, hint)
@@ -354,7 +354,7 @@ def _check_rule(key: str, value: Any, meta: Any) -> None:
         raise ConfigError(f"params.yaml: {key} is {value!r}; it must be {bound}")
 
 
-def _visible(text: str) -> bool:
+def has_visible_text(text: str) -> bool:
     """Whether a text holds something besides white space, control and zero-width characters."""
     return any(not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")) for char in text)
 

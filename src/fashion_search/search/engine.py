@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashion_search.config import has_visible_text
 from fashion_search.evaluate.embed import embed_texts, tokenize_queries
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.xattn import CrossModalScorer
@@ -97,7 +98,7 @@ class SearchEngine:
 
     def search(self, query: str, k: int) -> list[Hit]:
         """The k best images for the query, best first; k beyond the gallery returns the whole gallery."""
-        if not query or not query.strip():
+        if not has_visible_text(query):  # blank, NUL, or only zero-width and control characters
             raise QueryError("the query is empty: type a few words describing the clothes")
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
