@@ -42,7 +42,8 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     print(json.dumps({"bytes": args.bytes, "seconds": [round(s, 3) for s in seconds], "median_s": round(median, 3),
-                      "mb_per_s": round(args.bytes / median / 1e6, 1), "cpu": platform.processor() or platform.machine(),
+                      "mb_per_s": round(args.bytes / median / 1e6, 1),
+                      "cpu": platform.processor() or platform.machine(),
                       "cpus": os.cpu_count()}, indent=2))
 
 

@@ -270,8 +270,9 @@ def test_a_gallery_id_in_every_encoding_is_that_image(client: TestClient, galler
 # --- /images/... as uvicorn hands it to the app: the raw request target -----------------------------
 
 def send_raw(app, target: bytes, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """One request (GET unless told) through the ASGI app with the scope uvicorn builds: the path percent-decoded once, no
-    dot-segment removal (unlike httpx), so `..` reaches the router exactly as a hostile client sent it."""
+    """One request (GET unless told) through the ASGI app with the scope uvicorn builds: the path
+    percent-decoded once, no dot-segment removal (unlike httpx), so `..` reaches the router exactly as
+    a hostile client sent it."""
     raw_path, _, query = target.partition(b"?")
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
              "method": method, "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),

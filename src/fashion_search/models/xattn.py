@@ -108,7 +108,8 @@ class XattnModel:
         directory.mkdir(parents=True, exist_ok=True)
         self.encoder.save(directory / ENCODER_DIR)
         save_file(self.scorer.state_dict(), str(directory / SCORER_WEIGHTS))
-        config = {**asdict(self.scorer.config), WEIGHTS_HASHES: {SCORER_WEIGHTS: file_sha256(directory / SCORER_WEIGHTS)}}
+        weights = {SCORER_WEIGHTS: file_sha256(directory / SCORER_WEIGHTS)}
+        config = {**asdict(self.scorer.config), WEIGHTS_HASHES: weights}
         (directory / SCORER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 

@@ -94,7 +94,8 @@ def read_index(directory: Path) -> GalleryIndex:
     try:
         reference = json.loads(reference_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{reference_path} is not valid JSON ({error}); rebuild it with `dvc repro -f index`") from None
+        raise ValueError(f"{reference_path} is not valid JSON ({error}); rebuild it with "
+                         "`dvc repro -f index`") from None
     require_keys(reference_path, reference, INDEX_KEYS)
     table = pq.read_table(require(Path(directory) / GALLERY_FILE, "index"))
     embeddings = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(table), -1)
