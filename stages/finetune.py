@@ -27,7 +27,8 @@ def main() -> None:
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "finetune"), seed(params)
     runtime = section(params, "runtime")
-    relaunch(runtime.processes)  # under torchrun before any data or model is read
+    # under torchrun before any data or model is read; an uneven batch is refused first
+    relaunch(runtime.processes, settings.batch_size, "finetune.batch_size")
     pairs = read_pairs(args.train, "split")
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 

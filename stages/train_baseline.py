@@ -29,7 +29,8 @@ def main() -> None:
     model, text, image = section(params, "model"), section(params, "text"), section(params, "image")
     settings, global_seed = section(params, "train_baseline"), seed(params)
     runtime = section(params, "runtime")
-    relaunch(runtime.processes)  # under torchrun before any data or model is read
+    # under torchrun before any data or model is read; an uneven batch is refused first
+    relaunch(runtime.processes, settings.batch_size, "train_baseline.batch_size")
     pairs = read_pairs(args.train, "split")
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 

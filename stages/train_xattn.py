@@ -30,7 +30,8 @@ def main() -> None:
     params = load_params()
     image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
     runtime = section(params, "runtime")
-    relaunch(runtime.processes)  # under torchrun before any data or model is read
+    # under torchrun before any data or model is read; an uneven batch is refused first
+    relaunch(runtime.processes, settings.batch_size, "xattn.batch_size")
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 

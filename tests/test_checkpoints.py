@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fashion_search.config import TinyModelSettings
-from fashion_search.models.clip import ModelNotFoundError, build_tiny, load_checkpoint
+from fashion_search.models.clip import (INFO_FILE, WEIGHTS_HASHES, ModelNotFoundError, WeightsChangedError, build_tiny,
+                                       file_sha256, load_checkpoint)
 from fashion_search.models.xattn import XattnModel, load_xattn, new_scorer
 from fashion_search.text import build_tokenizer
 
@@ -73,3 +78,57 @@ def test_no_module_unpickles() -> None:
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, (path, call)
     assert any(SRC.rglob("*.py"))
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside the tensors: the file still parses, only the numbers change
+    path.write_bytes(bytes(data))
+
+
+def test_the_weights_hashes_are_recorded_when_saving(saved: Path) -> None:
+    info = json.loads((saved / "clip" / INFO_FILE).read_text())
+    assert info[WEIGHTS_HASHES] == {"model.safetensors": file_sha256(saved / "clip" / "model.safetensors")}
+    assert json.loads((saved / "scorer.json").read_text())[WEIGHTS_HASHES] == {
+        "scorer.safetensors": file_sha256(saved / "scorer.safetensors")}
+    assert WEIGHTS_HASHES not in load_checkpoint(saved / "clip").info  # checked, then not carried into a re-save
+
+
+def test_flipped_weight_bytes_are_one_error_naming_the_file_and_the_stage(saved: Path, tmp_path: Path) -> None:
+    copy = _copy(saved, tmp_path)
+    info_path = copy / "clip" / INFO_FILE
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "stage": "finetune"}))
+    _flip_a_byte(copy / "clip" / "model.safetensors")
+    with pytest.raises(WeightsChangedError, match=r"model\.safetensors is damaged.*dvc repro -f finetune") as error:
+        load_checkpoint(copy / "clip")
+    assert "\n" not in str(error.value)
+    copy = _copy(saved, tmp_path / "scorer")
+    _flip_a_byte(copy / "scorer.safetensors")
+    with pytest.raises(WeightsChangedError, match=r"scorer\.safetensors is damaged.*dvc repro -f train_xattn"):
+        load_xattn(copy)
+
+
+def test_a_truncated_unhashed_weights_file_is_a_message_not_a_traceback(saved: Path, tmp_path: Path) -> None:
+    """A checkpoint saved before the hashes were recorded: safetensors' own error becomes the message."""
+    copy = _copy(saved, tmp_path)
+    info_path = copy / "clip" / INFO_FILE
+    info = json.loads(info_path.read_text())
+    del info[WEIGHTS_HASHES]
+    info_path.write_text(json.dumps(info))
+    weights = copy / "clip" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelNotFoundError, match="damaged or was tampered"):
+        load_checkpoint(copy / "clip")
+
+
+def test_query_with_damaged_weights_is_one_line_and_exit_1(saved: Path, tmp_path: Path) -> None:
+    """What `benchmark`, `query` and `serve` print: the stage runner's one line, no traceback."""
+    copy = _copy(saved, tmp_path)
+    _flip_a_byte(copy / "clip" / "model.safetensors")
+    code = ("import sys; from fashion_search.stage import run; from fashion_search.models.clip import load_checkpoint;"
+            f"run(lambda: load_checkpoint({str(copy / 'clip')!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "model.safetensors" in result.stderr and "Traceback" not in result.stderr

@@ -92,9 +92,22 @@ def test_test_size_out_of_range(tmp_path: Path, value: str) -> None:
         section(params, "split")
 
 
-def test_test_size_of_one_is_the_inclusive_bound(tmp_path: Path) -> None:
+def test_test_size_of_one_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """All pairs in the test split leave nothing to train on (scikit-learn refuses it without the key)."""
     params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "1.0")))
-    assert section(params, "split").test_size == 1.0
+    with pytest.raises(ConfigError, match=r"split\.test_size is 1\.0; it must be < 1\.0"):
+        section(params, "split")
+    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "0.999")))
+    assert section(params, "split").test_size == 0.999
+
+
+@pytest.mark.parametrize("value", ["-1", "4294967296"])
+def test_a_seed_outside_numpys_range_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    params = load_params(write(tmp_path, base_text().replace("seed: 42", f"seed: {value}", 1)))
+    with pytest.raises(ConfigError, match=r"params\.yaml: seed is"):
+        seed(params)
+    params = load_params(write(tmp_path, base_text().replace("seed: 42", "seed: 0", 1)))
+    assert seed(params) == 0
 
 
 def test_negative_learning_rate(tmp_path: Path) -> None:
@@ -116,9 +129,20 @@ def test_typo_in_a_key(tmp_path: Path) -> None:
                                "  warmup_steps: 0", "  lrr: 1.0e-6\n  batch_size: 32\n  temperature: 0.1\n"
                                "  weight_decay: 0.01\n  warmup_steps: 0", 1)
     assert "lrr:" in text
-    params = load_params(write(tmp_path, text))
     with pytest.raises(ConfigError, match=r"finetune\.lrr"):
-        section(params, "finetune")
+        load_params(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("after", "key"), [("serve:", "serve.colour"), ("image:", "image.fit_mode"),
+                                            ("  tiny:", "model.tiny.colour")])
+def test_an_unknown_key_in_any_section_is_reported_when_params_are_read(tmp_path: Path, after: str, key: str) -> None:
+    """By the first stage (download reads only data and seed), not only by the stage that reads the section."""
+    lines = base_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(after))
+    indent = " " * (len(after) - len(after.lstrip()) + 2)
+    lines.insert(at + 1, f"{indent}{key.rsplit('.', 1)[1]}: blue")
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_params(write(tmp_path, "\n".join(lines) + "\n"))
 
 
 def test_unknown_top_level_section(tmp_path: Path) -> None:
@@ -198,6 +222,24 @@ def test_list_items_are_checked() -> None:
         section(params, "evaluate")
     params["evaluate"]["ks"] = []
     with pytest.raises(ConfigError, match=r"evaluate\.ks"):
+        section(params, "evaluate")
+    for ks, problem in (([0], r"evaluate\.ks\[0\] is 0"), ([1, -5], r"evaluate\.ks\[1\] is -5"),
+                        ([1, 51], r"evaluate\.ks\[1\] is 51.*plot_max_k \(50\)"),
+                        ([5, 1, 5], r"evaluate\.ks lists \[5\] more than once"),
+                        ([1, 2.5], r"evaluate\.ks\[1\] must be an integer")):
+        params["evaluate"]["ks"] = ks
+        with pytest.raises(ConfigError, match=problem):
+            section(params, "evaluate")
+    params["evaluate"]["ks"] = [1, 50]
+    assert section(params, "evaluate").ks == [1, 50]
+    params["evaluate"]["ks"] = [1]
+    for name, key in (("evaluate", "queries"), ("serve", "examples")):
+        for bad in ("", "   ", "\u200b\u200b", "\x00", 7):
+            params[name][key] = ["a red dress", bad]
+            with pytest.raises(ConfigError, match=re.escape(f"{name}.{key}[1]")):
+                section(params, name)
+        params[name][key] = ["a red dress"]
+        assert section(params, name)
         section(params, "evaluate")
 
 

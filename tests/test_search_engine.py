@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,62 @@ def test_query_command_without_an_index_names_the_stage(tmp_path: Path, monkeypa
     with pytest.raises(SystemExit):
         main(["query", "a red dress"])
     assert "dvc repro index" in capsys.readouterr().err
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, exit_info: pytest.ExceptionInfo) -> str:
+    err = capsys.readouterr().err
+    assert exit_info.value.code == code, err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if "error" in line]) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("grid", ["out", "params.yaml/grid.png"])
+def test_query_grid_at_a_folder_or_an_unwritable_path_is_one_line_before_searching(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], grid: str) -> None:
+    monkeypatch.chdir(project)
+    (project / "out").mkdir(exist_ok=True)
+    (project / "params.yaml").write_text("seed: 42\n")  # a file where the grid's folder should be
+    monkeypatch.setattr(SearchEngine, "open", lambda *a, **k: pytest.fail("searched before checking --grid"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "a red dress", "--grid", grid])
+    assert f"--grid {grid}" in _one_line_error(capsys, 1, exit_info)
+
+
+def test_query_grid_that_cannot_be_written_is_one_line(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Past the early check (root may write anywhere): the write itself fails, still one line."""
+    import fashion_search.search.commands as commands
+
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(commands, "check_grid_path", lambda out: None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "a red dress", "--grid", "params.yaml/grid.png"])
+    assert "--grid params.yaml/grid.png: cannot write it" in _one_line_error(capsys, 1, exit_info)
+
+
+def test_query_from_another_folder_finds_the_repository_above_the_index(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["query", "a red dress", "-k", "2", "--index", str(project / "models/index")])
+    assert capsys.readouterr().out.startswith("2 of ")
+    moved = tmp_path / "elsewhere" / "index"
+    shutil.copytree(project / "models/index-xattn", moved)  # away from the repository that holds its model
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "a red dress", "--index", str(moved)])
+    err = _one_line_error(capsys, 1, exit_info)
+    assert f"the index {moved}" in err and "models/xattn" in err and "train_xattn" not in err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "0", "http"])
+def test_serve_refuses_a_port_outside_1_to_65535_in_one_line(capsys: pytest.CaptureFixture[str], port: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", port, "--index", "/nonexistent"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "argument --port" in err and "not a port number (1-65535)" in err
+
+
+def test_results_table_of_a_missing_readme_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["results-table", "--readme", str(tmp_path / "NOPE.md")])
+    assert f"--readme {tmp_path / 'NOPE.md'}: no such file" in _one_line_error(capsys, 1, exit_info)

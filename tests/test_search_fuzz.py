@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -101,7 +102,13 @@ def assert_image_answer(status: int, headers, body: bytes, app_id: str | None,
 # Text a client can send: UTF-8, so no lone surrogates (those are covered as raw bytes below).
 CONTROL = st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"])
 EMOJI = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
+# Characters that show nothing: zero-width (format, Cf), control (Cc, NUL included) and white space.
+INVISIBLE = st.one_of(st.sampled_from(["\x00", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\x7f",
+                                       "\t", "\n", "\u3000"]), CONTROL)
+INVISIBLE_QUERIES = st.text(alphabet=INVISIBLE, min_size=1, max_size=30)
 QUERIES = st.one_of(
+    INVISIBLE_QUERIES,
+    st.builds(lambda pad, words: pad + words + pad, INVISIBLE_QUERIES, st.sampled_from(["a red dress", "shorts"])),
     st.text(),
     st.text(alphabet=st.one_of(CONTROL, EMOJI, st.characters(codec="utf-8")), max_size=50),
     st.text(min_size=500, max_size=4000),
@@ -134,10 +141,28 @@ def test_search_answers_any_query_and_k_with_200_or_400(client: TestClient, engi
 @FUZZ
 @given(q=QUERIES, k=st.one_of(st.none(), st.integers()))
 def test_search_status_follows_the_query_and_k(client: TestClient, q: str, k: int | None) -> None:
-    """A 400 exactly when the query is blank or k is below one: nothing else is refused."""
+    """A 400 exactly when the query shows nothing (blank, NUL, zero-width or control characters only)
+    or k is below one: nothing else is refused."""
     response = client.get("/search", params={"q": q} if k is None else {"q": q, "k": k})
-    refused = not q.strip() or (k is not None and k < 1)
+    refused = not shows_something(q) or (k is not None and k < 1)
     assert response.status_code == (400 if refused else 200), response.text[:300]
+
+
+def shows_something(text: str) -> bool:
+    return any(not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")) for char in text)
+
+
+@FUZZ
+@given(q=INVISIBLE_QUERIES)
+def test_a_query_of_only_invisible_characters_is_empty(client: TestClient, q: str) -> None:
+    response = client.get("/search", params={"q": q})
+    assert response.status_code == 400 and "the query is empty" in response.json()["detail"], response.text[:300]
+
+
+@pytest.mark.parametrize("query_string", ["%00", "%E2%80%8B", "%00%E2%80%8B%0D%0A%EF%BB%BF", "%E2%80%AE%09"])
+def test_raw_nul_and_zero_width_queries_are_400(app, query_string: str) -> None:
+    status, _, body = send_raw(app, ("/search?q=" + query_string).encode("ascii"))
+    assert status == 400 and "the query is empty" in json.loads(body)["detail"]
 
 
 QUERY_BYTES = ["%ED%A0%80", "%FF", "%FE%FF", "%C0%AE", "%E2%82", "%F0%9F%91%97", "%00", "%0D%0A", "%", "%z", "%%",
@@ -244,12 +269,13 @@ def test_a_gallery_id_in_every_encoding_is_that_image(client: TestClient, galler
 
 # --- /images/... as uvicorn hands it to the app: the raw request target -----------------------------
 
-def send_raw(app, target: bytes) -> tuple[int, dict[str, str], bytes]:
-    """One GET through the ASGI app with the scope uvicorn builds: the path percent-decoded once, no
-    dot-segment removal (unlike httpx), so `..` reaches the router exactly as a hostile client sent it."""
+def send_raw(app, target: bytes, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """One request (GET unless told) through the ASGI app with the scope uvicorn builds: the path
+    percent-decoded once, no dot-segment removal (unlike httpx), so `..` reaches the router exactly as
+    a hostile client sent it."""
     raw_path, _, query = target.partition(b"?")
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+             "method": method, "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
              "root_path": "", "path": unquote(raw_path.decode("ascii")), "raw_path": raw_path,
              "query_string": query, "headers": [(b"host", b"127.0.0.1:8000")], "state": {}}
     sent: list[dict] = []
@@ -317,3 +343,40 @@ def test_raw_dot_dot_targets_are_404(app, target: str, gallery_bytes: dict[str, 
                                      outside_bytes: set[bytes]) -> None:
     status, headers, body = send_raw(app, target.encode("ascii"))
     assert_image_answer(status, headers, body, None, gallery_bytes, outside_bytes)
+
+
+# --- HEAD: what GET answers, without the body ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def head_target_strategy(engine: SearchEngine):
+    searches = st.builds(lambda q, k: "/search?q=" + quote(q, safe="") + ("" if k is None else f"&k={k}"),
+                         QUERIES, st.one_of(st.none(), st.integers(-3, 200)))
+    images = st.builds(lambda image_id: IMAGES + quote(image_id, safe=""),
+                       st.one_of(st.sampled_from(engine.index.ids), st.text(min_size=1, max_size=20)))
+    return st.one_of(st.sampled_from(["/", "/health", "/search", "/static/app.js", "/nothing-here"]), searches, images)
+
+
+def test_head_answers_what_get_answers_without_a_body(app, head_target_strategy) -> None:
+    """HEAD on /, /health, /search and /images/{id}: GET's status and headers (length included), no body."""
+
+    @settings(FUZZ, max_examples=150)
+    @given(target=head_target_strategy)
+    def check(target: str) -> None:
+        get_status, get_headers, get_body = send_raw(app, target.encode("ascii"))
+        status, headers, body = send_raw(app, target.encode("ascii"), method="HEAD")
+        assert status == get_status and status != 405, (target, status)
+        assert body == b""
+        assert_security_headers(headers)
+        assert headers.get("content-type") == get_headers.get("content-type")
+        if "content-length" in get_headers:
+            assert int(headers["content-length"]) == len(get_body)
+
+    check()
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/search?q=a+red+dress", "/images/{gallery}"])
+def test_head_is_200_on_every_route(client: TestClient, engine: SearchEngine, path: str) -> None:
+    path = path.format(gallery=quote(engine.index.ids[0], safe=""))
+    get, head = client.get(path), client.head(path)
+    assert get.status_code == head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))

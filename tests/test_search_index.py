@@ -32,6 +32,7 @@ from fashion_search.search.index import (
     read_index,
     write_index,
 )
+from fashion_search.search.engine import SearchEngine
 from fashion_search.search.served_model import best_model, choose_model
 from fashion_search.search.vectors import (
     AUTO_APPROXIMATE_FROM,
@@ -261,3 +262,27 @@ def test_index_stage_rejects_an_unknown_model_before_any_work(project: Path) -> 
     result = _run_index_stage(project, "models/index-never")
     assert result.returncode == 1 and "serve.model" in result.stderr and "Traceback" not in result.stderr
     assert not (project / "models/index-never").exists()
+
+
+def test_a_truncated_faiss_file_is_one_line_naming_it(project: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "index"
+    shutil.copytree(project / "models/index", broken)
+    faiss_file = broken / "vectors.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"vectors\.faiss is not a readable FAISS index.*dvc repro -f index") as error:
+        read_index(broken)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["faiss", "dim", "gallery_size", "model", "model_dir", "max_tokens"])
+def test_an_index_json_missing_a_key_is_one_line_naming_it(project: Path, tmp_path: Path, key: str) -> None:
+    broken = tmp_path / "index"
+    shutil.copytree(project / "models/index", broken)
+    reference = json.loads((broken / "index.json").read_text())
+    del reference[key]
+    (broken / "index.json").write_text(json.dumps(reference))
+    with pytest.raises(ValueError, match=rf"index\.json lacks {key}; rebuild it with `dvc repro -f index`"):
+        SearchEngine.open(broken, root=project)
+    (broken / "index.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_index(broken)

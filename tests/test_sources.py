@@ -7,6 +7,10 @@ import dataclasses
 import http.server
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -16,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from ruamel.yaml import YAML
 
-from fashion_search.config import DataSettings, DeepFashionSettings
+from fashion_search.config import ConfigError, DataSettings, DeepFashionSettings, load_params, section
 from fashion_search.data.download import DownloadError, fetch, fetch_deepfashion, md5_of
 from fashion_search.data.hub import fetch_hf
 from fashion_search.data.layout import FABRIC_FILE, SHAPE_FILE
@@ -171,3 +176,65 @@ def test_local_source_is_copied_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="data.local_path"):
         fetch_raw(dataclasses.replace(settings, local_path=str(tmp_path / "nothing")), 42, tmp_path / "raw2")
     assert not (tmp_path / "raw2").exists()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dvc(repo: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"dvc {args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def _project_copy(repo: Path) -> None:
+    """The project's files (what git would commit) in a fresh git repository; DVC already initialised."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_change_in_the_local_folder_reruns_download(tmp_path: Path) -> None:
+    """data.local_path is a DVC dependency of download: an edited caption, an added or a removed image
+    shows in `dvc status`; with the committed params (synthetic, placeholder folder) DVC works too."""
+    repo = tmp_path / "project"
+    _project_copy(repo)
+    assert "download" in _dvc(repo, "status", "download")  # the synthetic default: a valid pipeline, never run
+    mine = tmp_path / "mine"
+    generate_synthetic(mine, n_items=2, seed=1, image_size=(64, 96))
+    yaml = YAML()
+    params = yaml.load(repo / "params.yaml")
+    params["data"]["source"], params["data"]["local_path"] = "local", str(mine)
+    yaml.dump(params, repo / "params.yaml")
+    _dvc(repo, "repro", "download")
+    assert "up to date" in _dvc(repo, "status", "download")
+    assert sorted((repo / "data/raw/images").iterdir())
+
+    captions = json.loads((mine / "captions.json").read_text(encoding="utf-8"))
+    first = sorted(captions)[0]
+    captions[first] = "a corrected caption"
+    (mine / "captions.json").write_text(json.dumps(captions), encoding="utf-8")
+    status = _dvc(repo, "status", "download")
+    assert "changed deps" in status and str(mine) in status
+    _dvc(repo, "repro", "download")
+    assert json.loads((repo / "data/raw/captions.json").read_text(encoding="utf-8"))[first] == "a corrected caption"
+
+    (mine / "images" / first).unlink()
+    assert "changed deps" in _dvc(repo, "status", "download")
+
+
+def test_an_empty_local_path_is_refused_naming_the_key() -> None:
+    """DVC cannot track an empty path (it fails with a bare AssertionError), so the settings refuse it."""
+    raw = load_params(REPO / "params.yaml")
+    raw["data"]["local_path"] = ""
+    with pytest.raises(ConfigError, match="data.local_path is empty"):
+        section(raw, "data")

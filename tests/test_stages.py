@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from bad_images import decompression_bomb_png
+from PIL import Image
 from ruamel.yaml import YAML
 
 from fashion_search.data.pairs import PAIR_COLUMNS
@@ -167,6 +169,14 @@ ERROR_CASES = {
     "nan_lr": Case("finetune", FINETUNE_ARGS, {("finetune", "lr"): float("nan")}),  # written as `.nan`
     "params_not_yaml": Case("split", SPLIT_ARGS, prepare=lambda d: (d / "params.yaml").write_text(
         "seed: 42\nsplit:\n  test_size: [0.2\n  group_by: item\n", encoding="utf-8")),
+    # Once tracebacks from numpy, scikit-learn or torchrun (fixed): refused naming the key.
+    "negative_seed": Case("split", SPLIT_ARGS, {("seed",): -1}, small_pairs("data/interim/captions.parquet")),
+    "test_size_one": Case("split", SPLIT_ARGS, {("split", "test_size"): 1.0},
+                          small_pairs("data/interim/captions.parquet")),
+    "uneven_processes": Case("finetune", FINETUNE_ARGS, {("runtime", "processes"): 3},
+                             small_pairs("data/processed/train.parquet")),
+    # A key misspelt in the last stage's section, reported by the first stage.
+    "serve_key_read_by_download": Case("download", ("--out", "data/raw"), {("serve", "colour"): "blue"}),
 }
 
 
@@ -198,6 +208,25 @@ def test_finetune_rejects_a_misspelt_key(error_runs: dict[str, Ran]) -> None:
     ran = error_runs["misspelt_key"]
     message = assert_user_error(ran.result, "finetune.lrr")
     assert "does not exist" not in message
+
+
+def test_split_rejects_a_negative_seed_and_a_test_size_of_one_naming_the_key(error_runs: dict[str, Ran]) -> None:
+    for case, key in (("negative_seed", "seed"), ("test_size_one", "split.test_size")):
+        ran = error_runs[case]
+        assert_user_error(ran.result, f"params.yaml: {key} is")
+        assert ran.files_after() == ran.files_before
+
+
+def test_finetune_refuses_processes_that_do_not_divide_the_batch_before_torchrun(error_runs: dict[str, Ran]) -> None:
+    ran = error_runs["uneven_processes"]
+    message = assert_user_error(ran.result, "finetune.batch_size=32", "runtime.processes=3")
+    assert "torch.distributed" not in ran.result.stderr and "does not exist" not in message
+
+
+def test_a_misspelt_serve_key_is_reported_by_the_first_stage(error_runs: dict[str, Ran]) -> None:
+    ran = error_runs["serve_key_read_by_download"]
+    assert_user_error(ran.result, "serve.colour")
+    assert ran.files_after() == {"params.yaml"}
 
 
 def test_split_without_pairs_names_the_tokenize_stage(error_runs: dict[str, Ran]) -> None:
@@ -256,6 +285,9 @@ TRUNCATED, UNCAPTIONED, EMPTIED, DUPLICATED = range(4)  # which of the sorted im
 ZERO_BYTE_IMAGE = "WOMEN-Dresses-id_99999999-01_1_front.jpg"
 IMAGELESS_CAPTION = "MEN-Shirts-id_99999998-01_1_front.jpg"
 SECOND_CAPTION = "the second caption of this image wins"
+BOMB_IMAGE = "WOMEN-Dresses-id_99999997-01_1_front.png"  # 66 bytes declaring 50000×50000 pixels
+WEBP_IMAGE = "WOMEN-Skirts-id_99999996-01_1_front.webp"
+NUMBER_CAPTIONED = "MEN-Pants-id_99999995-01_1_front.jpg"  # its caption is a number: counted once, not twice
 
 
 def corrupt(directory: Path) -> None:
@@ -268,6 +300,13 @@ def corrupt(directory: Path) -> None:
     (raw / "images" / ZERO_BYTE_IMAGE).write_bytes(b"")  # unreadable; captioned, or it would count as uncaptioned
     captions[ZERO_BYTE_IMAGE] = "a zero byte picture of a dress"
     captions[IMAGELESS_CAPTION] = "a shirt whose picture is missing"
+    (raw / "images" / BOMB_IMAGE).write_bytes(decompression_bomb_png())  # unreadable, not a crash
+    captions[BOMB_IMAGE] = "a dress in a picture too large to decode"
+    with Image.open(raw / "images" / names[DUPLICATED]) as picture:  # a readable image, paired
+        picture.save(raw / "images" / WEBP_IMAGE, format="WEBP")
+    captions[WEBP_IMAGE] = "a skirt saved as webp"
+    shutil.copy(raw / "images" / names[DUPLICATED], raw / "images" / NUMBER_CAPTIONED)
+    captions[NUMBER_CAPTIONED] = 42  # type: ignore[assignment]
     del captions[names[UNCAPTIONED]]
     captions[names[EMPTIED]] = ""
     # A duplicate key can only be written by hand; the last value is the one kept.
@@ -344,18 +383,19 @@ def test_tokenize_counts_bad_data_and_pairs_only_the_good(tokenize_runs: dict[st
     ran = tokenize_runs["corrupt"]
     assert_ok(ran.result)
     project = ran.directory
-    names = sorted(p.name for p in (project / "data" / "raw" / "images").iterdir() if p.name != ZERO_BYTE_IMAGE)
-    n = len(names)
+    added = {ZERO_BYTE_IMAGE, BOMB_IMAGE, NUMBER_CAPTIONED}
+    names = sorted(p.name for p in (project / "data" / "raw" / "images").iterdir() if p.name not in added)
+    n = len(names)  # the synthetic images and the webp one
     counts = read_json(project / "metrics" / "data.json")
     assert counts == {
-        "images": n + 1,  # the zero-byte file
-        "captions": n + 1,  # one removed, the zero-byte image's and the imageless one added; a duplicate once
+        "images": n + 3,  # the zero-byte file, the bomb, the number-captioned one; the webp is in n
+        "captions": n + 3,  # one removed; the zero-byte, bomb, number and imageless added; a duplicate once
         "pairs": n - 3,  # not the truncated, the uncaptioned or the emptied one
-        "unreadable_images": 2,  # the truncated and the zero-byte one
-        "images_without_caption": 2,  # the uncaptioned one, and the emptied one, which has no usable caption
+        "unreadable_images": 3,  # the truncated, the zero-byte one and the decompression bomb
+        "images_without_caption": 1,  # the uncaptioned one; the emptied and the number are counted as such
         "captions_without_image": 1,
         "empty_captions": 1,
-        "non_text_captions": 0,
+        "non_text_captions": 1,
         "duplicate_caption_keys": 1,
         "malformed_label_lines": 1,
         "images_in_some_label_files_only": 1,  # the image whose fabric line was removed
@@ -364,6 +404,7 @@ def test_tokenize_counts_bad_data_and_pairs_only_the_good(tokenize_runs: dict[st
     pairs = pd.read_parquet(project / "data" / "interim" / "captions.parquet")
     assert len(pairs) == counts["pairs"]
     assert set(pairs["image"]) == set(names) - {names[TRUNCATED], names[UNCAPTIONED], names[EMPTIED]}
+    assert WEBP_IMAGE in set(pairs["image"])
     assert (pairs["caption"].str.strip() != "").all()
     assert pairs.loc[pairs["image"] == names[DUPLICATED], "caption"].tolist() == [SECOND_CAPTION]
     assert read_json(project / "metrics" / "tokenize.json")["pairs"] == counts["pairs"]

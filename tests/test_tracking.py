@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,51 @@ def test_a_store_lost_mid_run_is_reported_not_raised(local_store: Path, capsys: 
     run = mlflow.get_run(logger.run_id)
     assert run.data.metrics["before"] == 1.0 and run.data.params["finetune.lr"] == "1e-06"
     assert run.data.tags["stage"] == "finetune"
+
+
+def test_a_plain_repro_is_tagged_workspace_not_an_empty_name(local_store: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    for value in (None, ""):
+        if value is None:
+            monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+        else:
+            monkeypatch.setenv("DVC_EXP_NAME", value)
+        with start_run("split", {"seed": 42}) as logger:
+            pass
+        run = mlflow.get_run(logger.run_id)
+        assert run.data.tags["dvc_exp_name"] == "workspace" and run.info.run_name == "split"
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-1e-4")
+    with start_run("split", {"seed": 42}) as logger:
+        pass
+    assert mlflow.get_run(logger.run_id).data.tags["dvc_exp_name"] == "lr-1e-4"
+
+
+def test_artifacts_follow_the_repository_when_it_is_moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The experiment's artifact location is fixed at creation; a moved repository re-anchors it, old runs too."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "note.txt").write_text("artifact")
+    monkeypatch.setenv("DVC_ROOT", str(old))
+    with start_run("evaluate", {"seed": 42}) as logger:
+        logger.log_artifact(old / "note.txt")
+    first = logger.run_id
+    assert not logger.failures and (old / "mlartifacts").is_dir()
+
+    shutil.move(old, new)
+    monkeypatch.setenv("DVC_ROOT", str(new))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exported the old one
+    with start_run("evaluate", {"seed": 42}) as logger:
+        logger.log_artifact(new / "note.txt")
+    assert not logger.failures
+    assert not old.exists(), "an artifact went to the old path"
+    mlflow.set_tracking_uri(f"sqlite:///{new / 'mlflow.db'}")
+    assert mlflow.get_experiment_by_name("fashion-search").artifact_location == (new / "mlartifacts").as_uri()
+    for run_id in (first, logger.run_id):
+        uri = mlflow.get_run(run_id).info.artifact_uri
+        assert uri.startswith((new / "mlartifacts").as_uri() + "/")
+        assert (Path(uri.removeprefix("file://")) / "note.txt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fashion_search.evaluate.commands import add_benchmark_command
@@ -20,7 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     add_benchmark_command(commands)
     args = parser.parse_args(argv)
     if args.command == "results-table":
-        changed = update_readme(args.readme, args.metrics)
+        try:  # not through stage.run: its imports (torch) would cost this command seconds
+            changed = update_readme(args.readme, args.metrics)
+        except (ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
     else:
         args.handler(args)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ class ConfigError(ValueError):
     """A params.yaml value that cannot be used; the message names the key."""
 
 
-def rule(*, low: float | None = None, high: float | None = None, low_open: bool = False,
+def rule(*, low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
          choices: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Field metadata: allowed range (low inclusive unless low_open) or allowed values."""
-    return {"low": low, "high": high, "low_open": low_open, "choices": choices}
+    """Field metadata: allowed range (inclusive unless low_open / high_open) or allowed values."""
+    return {"low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,13 @@ class DataSettings:
     n_items: int = dataclasses.field(metadata=rule(low=2))
     image_width: int = dataclasses.field(metadata=rule(low=32, high=2048))
     image_height: int = dataclasses.field(metadata=rule(low=32, high=2048))
+
+    def __post_init__(self) -> None:
+        """dvc.yaml templates local_path into the download stage's deps, so it is tracked whatever the source."""
+        if not self.local_path.strip():
+            raise ConfigError("params.yaml: data.local_path is empty; DVC tracks it as a dependency of the download "
+                              "stage, so it must name a folder: the placeholder local_data (with any source), or "
+                              "your own DeepFashion-layout folder (with source: local)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +92,7 @@ class ImageSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSettings:
-    test_size: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True))
+    test_size: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True, high_open=True))
     group_by: str = dataclasses.field(metadata=rule(choices=("item", "none")))
 
 
@@ -154,6 +162,16 @@ class EvaluateSettings:
     gallery_draws: int = dataclasses.field(metadata=rule(low=1, high=10000))
     marqo_queries: int = dataclasses.field(metadata=rule(low=1))  # unique captions sampled as queries (Marqo: 2,000)
 
+    def __post_init__(self) -> None:
+        """Each k names a metric (recall_at_k) and a point of the plotted curves."""
+        for i, k in enumerate(self.ks):
+            if k < 1 or k > self.plot_max_k:
+                raise ConfigError(f"params.yaml: evaluate.ks[{i}] is {k}; every k must be >= 1 and <= "
+                                  f"evaluate.plot_max_k ({self.plot_max_k})")
+        repeated = sorted({k for k in self.ks if self.ks.count(k) > 1})
+        if repeated:
+            raise ConfigError(f"params.yaml: evaluate.ks lists {repeated} more than once; give distinct values")
+
 
 @dataclasses.dataclass(frozen=True)
 class ServeSettings:
@@ -190,6 +208,8 @@ SECTIONS: dict[str, type] = {
     "serve": ServeSettings,
 }
 TOP_LEVEL_SCALARS = {"seed": int}
+# numpy's and torch's generators take seeds in [0, 2**32): a negative seed fails deep inside them.
+TOP_LEVEL_RULES = {"seed": rule(low=0, high=2**32 - 1)}
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -207,12 +227,32 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     unknown = sorted(set(params) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    for name, cls in SECTIONS.items():
+        _check_known_keys(cls, params.get(name), name)
     return params
+
+
+def _check_known_keys(cls: type, raw: Any, key: str) -> None:
+    """A misspelt key anywhere is reported by the first stage that reads params.yaml, not only by the
+    stage that reads its section (serve.* is read by the last stage, after an hour of training)."""
+    if not isinstance(raw, dict):
+        return  # a missing or malformed section is reported, with its key, by the stage that reads it
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
+                          f"known keys of {key}: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    for name in fields:
+        if dataclasses.is_dataclass(hints[name]):
+            _check_known_keys(hints[name], raw.get(name), f"{key}.{name}")
 
 
 def seed(params: dict[str, Any]) -> int:
     """The global seed (42 in the report), validated."""
-    return _coerce("seed", params.get("seed", _MISSING), int)
+    value = _coerce("seed", params.get("seed", _MISSING), int)
+    _check_rule("seed", value, TOP_LEVEL_RULES["seed"])
+    return value
 
 
 def section(params: dict[str, Any], name: str) -> Any:
@@ -250,7 +290,11 @@ def _value(key: str, raw: Any, hint: Any, meta: Any) -> Any:
         (item_type,) = typing.get_args(hint)
         if not isinstance(raw, list) or not raw:
             raise ConfigError(f"params.yaml: {key} must be a non-empty list, got {raw!r}")
-        return [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(raw)]
+        items = [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(raw)]
+        for i, item in enumerate(items):
+            if item_type is str and not has_visible_text(item):
+                raise ConfigError(f"params.yaml: {key}[{i}] is {item!r}; give a non-empty text")
+        return items
     value = _coerce(key, raw, hint)
     _check_rule(key, value, meta)
     return value
@@ -305,8 +349,14 @@ def _check_rule(key: str, value: Any, meta: Any) -> None:
     if low is not None and (value <= low if meta["low_open"] else value < low):
         bound = f"> {low}" if meta["low_open"] else f">= {low}"
         raise ConfigError(f"params.yaml: {key} is {value!r}; it must be {bound}")
-    if high is not None and value > high:
-        raise ConfigError(f"params.yaml: {key} is {value!r}; it must be <= {high}")
+    if high is not None and (value >= high if meta.get("high_open") else value > high):
+        bound = f"< {high}" if meta.get("high_open") else f"<= {high}"
+        raise ConfigError(f"params.yaml: {key} is {value!r}; it must be {bound}")
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether a text holds something besides white space, control and zero-width characters."""
+    return any(not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")) for char in text)
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from fashion_search.images import PixelSpec, fit_image
+from fashion_search.images import UNREADABLE, PixelSpec, fit_image, open_image
 
 PIXELS_FILE = "pixels.npy"
 NAMES_FILE = "images.parquet"
@@ -30,12 +29,21 @@ def build_cache(names: Sequence[str], images_dir: Path, size: int, fit: str, out
     pixels = np.lib.format.open_memmap(out / PIXELS_FILE, mode="w+", dtype=np.uint8,
                                        shape=(len(names), 3, size, size))
     for row, name in enumerate(tqdm(names, desc="cache images", unit="img", mininterval=1.0, disable=None)):
-        with Image.open(images_dir / name) as image:
-            pixels[row] = np.asarray(fit_image(image, size, fit)).transpose(2, 0, 1)
+        pixels[row] = np.asarray(fit_image(read_paired_image(images_dir / name), size, fit)).transpose(2, 0, 1)
     pixels.flush()
     del pixels
     pd.DataFrame({"image": list(names)}).to_parquet(out / NAMES_FILE, index=False)
     (out / INFO_FILE).write_text(json.dumps({"size": size, "fit": fit, "images": len(names)}), encoding="utf-8")
+
+
+def read_paired_image(path: Path):
+    """An image the tokenize stage paired; one that no longer decodes (or is now too large) means
+    data/raw changed underneath: one line naming the file and the stage to rerun."""
+    try:
+        return open_image(path)
+    except UNREADABLE as error:
+        raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
+                         "(dvc repro -f -s tokenize, then dvc repro)") from error
 
 
 class PixelView:

@@ -18,6 +18,32 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 PAD_COLOUR = (255, 255, 255)  # studio backgrounds in DeepFashion are light
+# The decode guard: a few bytes of PNG can declare 50000×50000 pixels (7.5 GB decoded). Fifty
+# megapixels is over 60 times a DeepFashion picture (750×1101) and a large phone photo.
+MAX_IMAGE_PIXELS = 50_000_000
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+
+
+class ImageTooLargeError(ValueError):
+    """An image declaring more pixels than MAX_IMAGE_PIXELS (a decompression bomb, or simply too big)."""
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode an image fully, refusing one that declares more than MAX_IMAGE_PIXELS before decoding it.
+
+    The only way this project decodes an image file (tokenize's check, the cache, evaluation, grids):
+    one guard for all of them. Raises one of UNREADABLE."""
+    too_large = ImageTooLargeError(f"{path} declares more than {MAX_IMAGE_PIXELS:,} pixels "
+                                   "(a decompression bomb, or a picture far too large)")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:  # under PIL's own limits (89 M warns, 179 M refuses)
+                raise too_large
+            image.load()
+            return image
+    except Image.DecompressionBombError:  # PIL refuses in Image.open past 179 M pixels
+        raise too_large from None
 
 
 @dataclass(frozen=True)
@@ -58,9 +84,8 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tenso
     pixels = np.zeros((len(paths), spec.size, spec.size, 3), dtype=np.uint8)
     for i, path in enumerate(tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None)):
         try:
-            with Image.open(path) as image:
-                pixels[i] = np.asarray(fit_image(image, spec.size, fit))
-        except (OSError, UnidentifiedImageError, ValueError) as error:
+            pixels[i] = np.asarray(fit_image(open_image(path), spec.size, fit))
+        except UNREADABLE as error:
             raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
                              "(dvc repro -f -s tokenize, then dvc repro)") from error
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
@@ -69,8 +94,7 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tenso
 def is_readable(path: Path) -> bool:
     """Whether the image decodes fully (a truncated JPEG passes Image.open but not load)."""
     try:
-        with Image.open(path) as image:
-            image.load()
+        open_image(path)
         return True
-    except (OSError, UnidentifiedImageError, ValueError):
+    except UNREADABLE:
         return False

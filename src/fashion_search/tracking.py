@@ -8,11 +8,12 @@ MLFLOW_TRACKING_URI overrides it (a shared tracking server, say).
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,17 @@ from fashion_search.paths import project_root
 EXPERIMENT = "fashion-search"
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
+WORKSPACE = "workspace"  # the dvc_exp_name tag of a plain `dvc repro` (DVC sets DVC_EXP_NAME only for experiments)
+
+
+def default_store_uri() -> str:
+    """The SQLite store at the repository root."""
+    return f"sqlite:///{project_root() / DB_FILE}"
 
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else the SQLite store at the repository root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / DB_FILE}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri()
 
 
 def git_commit(root: Path) -> str:
@@ -39,11 +46,17 @@ def git_commit(root: Path) -> str:
 
 
 def _ensure_experiment(mlflow: Any, name: str) -> str:
-    """Create the experiment with its artifacts beside the store (not in the run's working copy)."""
+    """Create the experiment with its artifacts beside the store (not in the run's working copy).
+
+    MLflow fixes an experiment's artifact location when it is created; a repository moved or copied
+    since would send its artifacts to the old path, so the default store is re-anchored at the
+    current repository root on every run (`relocate_artifacts`)."""
+    location = (project_root() / ARTIFACTS_DIR).as_uri()
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
+        if existing.artifact_location != location and tracking_uri() == default_store_uri():
+            relocate_artifacts(project_root() / DB_FILE, existing.artifact_location, location)
         return existing.experiment_id
-    location = (project_root() / ARTIFACTS_DIR).as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except Exception:  # another stage created it in the meantime
@@ -51,6 +64,20 @@ def _ensure_experiment(mlflow: Any, name: str) -> str:
         if existing is None:
             raise
         return existing.experiment_id
+
+
+def relocate_artifacts(db: Path, old: str, new: str) -> None:
+    """Point the default store's artifact paths from `old` (an mlartifacts folder at a former repository
+    root) to `new`: the experiment's location and every run's artifact URI, whose files moved with the
+    repository. A location the user chose (another name, a remote store) is left as it is."""
+    if not (old.startswith("file://") and old.rstrip("/").endswith(f"/{ARTIFACTS_DIR}")):
+        return
+    old, new = old.rstrip("/"), new.rstrip("/")
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        connection.execute("UPDATE experiments SET artifact_location = ? WHERE artifact_location IN (?, ?)",
+                           (new, old, old + "/"))
+        connection.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                           "WHERE substr(artifact_uri, 1, ?) = ?", (new, len(old) + 1, len(old) + 1, old + "/"))
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -83,13 +110,13 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # fail in seconds, not minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     mlflow.set_tracking_uri(uri)
-    exp_name = os.environ.get("DVC_EXP_NAME", "")
+    exp_name = os.environ.get("DVC_EXP_NAME") or WORKSPACE
     commit = git_commit(project_root())
     tags = {"stage": stage, "git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit}
     try:
         experiment_id = _retrying(lambda: _ensure_experiment(mlflow, EXPERIMENT))
         run = _retrying(lambda: mlflow.start_run(experiment_id=experiment_id, tags=tags,
-                                                 run_name=f"{exp_name}:{stage}" if exp_name else stage))
+                                                 run_name=stage if exp_name == WORKSPACE else f"{exp_name}:{stage}"))
         _retrying(lambda: mlflow.log_params({k: _param_value(v) for k, v in flatten(params).items()}))
     except Exception as error:
         raise TrackingUnavailableError(

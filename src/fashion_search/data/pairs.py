@@ -22,7 +22,7 @@ from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_i
 from fashion_search.images import is_readable
 
 PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated", "segments"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 class MissingInputError(FileNotFoundError):
@@ -56,8 +56,9 @@ def require(path: Path, made_by: str) -> Path:
     return path
 
 
-def read_captions(root: Path, counts: DataCounts) -> dict[str, str]:
-    """captions.json as file name -> non-empty caption, counting what had to be left out."""
+def read_captions(root: Path, counts: DataCounts, rejected: set[str] | None = None) -> dict[str, str]:
+    """captions.json as file name -> non-empty caption, counting what had to be left out (the names
+    of left-out captions go into `rejected`, so their images are not counted a second time)."""
     path = require(root / CAPTIONS_FILE, "download")
 
     def keep_last_counting_duplicates(items: list[tuple[str, object]]) -> dict[str, object]:
@@ -78,6 +79,9 @@ def read_captions(root: Path, counts: DataCounts) -> dict[str, str]:
             counts.empty_captions += 1
         else:
             captions[name] = " ".join(caption.split())
+            continue
+        if rejected is not None:
+            rejected.add(name)
     counts.captions = len(raw)
     return captions
 
@@ -94,13 +98,16 @@ def build_pairs(root: Path) -> tuple[pd.DataFrame, DataCounts]:
     """Every readable image that has a caption, sorted by file name so that order is reproducible."""
     counts = DataCounts()
     images_dir = require(root / IMAGES_DIR, "download")
-    captions = read_captions(root, counts)
+    rejected: set[str] = set()
+    captions = read_captions(root, counts, rejected)
     names = sorted(p.name for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     counts.images = len(names)
     present = set(names)
     counts.captions_without_image = sum(1 for name in captions if name not in present)
     rows = []
     for name in names:
+        if name in rejected:
+            continue  # counted once, as an empty or non-text caption
         if name not in captions:
             counts.images_without_caption += 1
         elif not is_readable(images_dir / name):

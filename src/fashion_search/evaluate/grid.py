@@ -9,7 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+
+from fashion_search.images import open_image  # noqa: E402
 
 # One row: (model name, query, [(image path, score), ...])
 GridRow = tuple[str, str, list[tuple[Path, float]]]
@@ -26,8 +27,7 @@ def draw_grid(rows: list[GridRow], out: Path, columns: int = 5) -> None:
             ax.axis("off")
             if slot < len(results):
                 path, score = results[slot]
-                with Image.open(path) as image:
-                    ax.imshow(image.convert("RGB"))
+                ax.imshow(open_image(path).convert("RGB"))
                 ax.set_title(f"#{slot + 1}  {score:.3f}", fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

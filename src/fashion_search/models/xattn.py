@@ -26,7 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fashion_search.models.clip import Checkpoint, ModelNotFoundError, load_checkpoint
+from fashion_search.models.clip import (WEIGHTS_HASHES, Checkpoint, ModelNotFoundError, WeightsChangedError,
+                                       file_sha256, load_checkpoint, verify_weights)
 
 SCORER_WEIGHTS = "scorer.safetensors"
 SCORER_CONFIG = "scorer.json"
@@ -107,7 +108,9 @@ class XattnModel:
         directory.mkdir(parents=True, exist_ok=True)
         self.encoder.save(directory / ENCODER_DIR)
         save_file(self.scorer.state_dict(), str(directory / SCORER_WEIGHTS))
-        (directory / SCORER_CONFIG).write_text(json.dumps(asdict(self.scorer.config), indent=2), encoding="utf-8")
+        weights = {SCORER_WEIGHTS: file_sha256(directory / SCORER_WEIGHTS)}
+        config = {**asdict(self.scorer.config), WEIGHTS_HASHES: weights}
+        (directory / SCORER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 def load_xattn(directory: str | Path) -> XattnModel:
@@ -118,8 +121,12 @@ def load_xattn(directory: str | Path) -> XattnModel:
         raise ModelNotFoundError(f"{directory} is not a cross-modal attention model (no {SCORER_CONFIG}); "
                                  "run `dvc repro train_xattn`")
     try:
-        scorer = CrossModalScorer(ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        verify_weights(directory, config.pop(WEIGHTS_HASHES, {}) if isinstance(config, dict) else {}, "train_xattn")
+        scorer = CrossModalScorer(ScorerConfig(**config))
         scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
+    except WeightsChangedError:
+        raise
     except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
         raise ModelNotFoundError(f"the cross-modal model in {directory} is damaged or was tampered with "
                                  f"({error.__class__.__name__}: {str(error)[:300]}); rerun `dvc repro -f train_xattn`"

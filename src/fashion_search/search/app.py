@@ -29,10 +29,34 @@ SECURITY_HEADERS = {
 }
 
 
+READ = ["GET", "HEAD"]  # HEAD as every static server answers it: GET's status and headers, no body
+
+
+class HeadWithoutBody:
+    """ASGI middleware: a HEAD response keeps GET's status and headers (Content-Length included) but sends
+    no body, whatever the server (uvicorn drops it; an ASGI app called directly would not)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_headers_only)
+
+
 def create_app(engine: SearchEngine) -> FastAPI:
     """The FastAPI app over an engine that is already loaded (the server starts it once)."""
     app = FastAPI(title="fashion-search", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(HeadWithoutBody)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -45,16 +69,16 @@ def create_app(engine: SearchEngine) -> FastAPI:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in error.errors())
         return JSONResponse({"detail": f"bad parameter: {problems}"}, status_code=400)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=READ, include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/health")
+    @app.api_route("/health", methods=READ)
     def health() -> dict:
         return {"status": "ok", "model": engine.model_name, "gallery_size": engine.gallery_size,
                 "examples": engine.examples}
 
-    @app.get("/search")
+    @app.api_route("/search", methods=READ)
     def search(q: str = "", k: int = 10) -> dict:
         try:
             hits = engine.search(q, min(k, MAX_RESULTS))
@@ -65,7 +89,7 @@ def create_app(engine: SearchEngine) -> FastAPI:
         return {"query": q, "model": engine.model_name, "gallery_size": engine.gallery_size, "k": len(results),
                 "results": results}
 
-    @app.get("/images/{image_id}")
+    @app.api_route("/images/{image_id}", methods=READ)
     def image(image_id: str) -> FileResponse:
         path = engine.image_path(image_id)
         if path is None or not path.is_file():

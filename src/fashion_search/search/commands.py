@@ -7,6 +7,7 @@ The heavy imports (torch, the model, FastAPI) happen inside the commands, so tha
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 DEFAULT_INDEX = Path("models/index")
@@ -25,9 +26,29 @@ def add_search_commands(commands: argparse._SubParsersAction) -> None:
     query.set_defaults(handler=run_query)
     serve = commands.add_parser("serve", help="the web page and JSON API (http://127.0.0.1:8000)")
     serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="1-65535 (default 8000)")
     serve.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="the index stage's output")
     serve.set_defaults(handler=run_serve)
+
+
+def port_number(text: str) -> int:
+    """A TCP port a server can listen on; argparse turns the error into one line naming --port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def check_grid_path(out: Path) -> None:
+    """Before any work: --grid must name a file in a folder that can be written (made if missing)."""
+    if out.is_dir():
+        raise ValueError(f"--grid {out} is a folder; give a file name such as {out / 'results.png'}")
+    folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--grid {out}: {folder} cannot be written; give a path in a writable folder")
 
 
 def run_query(args: argparse.Namespace) -> None:
@@ -39,6 +60,8 @@ def run_query(args: argparse.Namespace) -> None:
 def print_results(args: argparse.Namespace) -> None:
     from fashion_search.search.engine import SearchEngine
 
+    if args.grid is not None:
+        check_grid_path(args.grid)
     engine = SearchEngine.open(args.index, exact=args.exact)
     hits = engine.search(args.text, args.k)
     print(f"{len(hits)} of {engine.gallery_size} images, model {engine.model_name}, {engine.backend} search")
@@ -53,8 +76,12 @@ def write_grid(model: str, query: str, hits: list, out: Path) -> None:
     from fashion_search.atomic import atomic_path
     from fashion_search.evaluate.grid import draw_grid
 
-    with atomic_path(out) as tmp:
-        draw_grid([(model, query, [(hit.path, hit.score) for hit in hits])], tmp, columns=max(1, len(hits)))
+    try:
+        with atomic_path(out) as tmp:
+            draw_grid([(model, query, [(hit.path, hit.score) for hit in hits])], tmp, columns=max(1, len(hits)))
+    except OSError as error:
+        raise ValueError(f"--grid {out}: cannot write it ({error.strerror or error}); give a path in a writable "
+                         "folder") from None
 
 
 def run_serve(args: argparse.Namespace) -> None:

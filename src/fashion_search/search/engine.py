@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fashion_search.config import has_visible_text
 from fashion_search.evaluate.embed import embed_texts, tokenize_queries
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.xattn import CrossModalScorer
-from fashion_search.search.index import GalleryIndex, read_index
+from fashion_search.search.index import QUERY_KEYS, REFERENCE_FILE, GalleryIndex, read_index, require_keys
 from fashion_search.search.served_model import load_model
 from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch
 
@@ -26,6 +27,16 @@ class Hit:
     image_id: str
     score: float
     path: Path
+
+
+def repository_root(index_dir: Path, model_dir: str) -> Path:
+    """Where the index's relative paths start: the current folder or a folder above the index."""
+    for candidate in (Path.cwd(), *Path(index_dir).resolve().parents):
+        if (candidate / model_dir).is_dir():
+            return candidate
+    raise ValueError(f"the index {index_dir} names its model {model_dir!r} relative to the repository it was built "
+                     "in, and neither the current folder nor any folder above the index holds it: run from that "
+                     "repository's root, or rebuild the index there (dvc repro index)")
 
 
 class SearchEngine:
@@ -42,9 +53,14 @@ class SearchEngine:
 
     @classmethod
     def open(cls, index_dir: Path, root: Path | None = None, exact: bool = False) -> "SearchEngine":
-        """Load the index and the model it names; `exact` searches by matmul instead of FAISS."""
-        root = Path.cwd() if root is None else root
+        """Load the index and the model it names; `exact` searches by matmul instead of FAISS.
+
+        The index names its model and images relative to the repository root it was built in: the
+        current folder, or (for `query --index` from elsewhere) the nearest folder above the index
+        that holds the model."""
         index = read_index(index_dir)
+        require_keys(Path(index_dir) / REFERENCE_FILE, index.reference, QUERY_KEYS)
+        root = repository_root(index_dir, index.reference["model_dir"]) if root is None else root
         checkpoint, scorer = load_model(index.reference["model"], root / index.reference["model_dir"])
         vectors = MatmulSearch(index.embeddings) if exact else None
         return cls(index, checkpoint, scorer, root, vectors)
@@ -82,7 +98,7 @@ class SearchEngine:
 
     def search(self, query: str, k: int) -> list[Hit]:
         """The k best images for the query, best first; k beyond the gallery returns the whole gallery."""
-        if not query or not query.strip():
+        if not has_visible_text(query):  # blank, NUL, or only zero-width and control characters
             raise QueryError("the query is empty: type a few words describing the clothes")
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")

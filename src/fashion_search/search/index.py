@@ -34,6 +34,10 @@ from fashion_search.train.loop import CPU
 GALLERY_FILE = "gallery.parquet"
 REFERENCE_FILE = "index.json"
 FAISS_FILE = "vectors.faiss"
+# What index.json must hold: to read the index, and to answer queries with it (rerank_k, long_text and
+# examples have defaults for older indexes).
+INDEX_KEYS = ("dim", "gallery_size", "faiss")
+QUERY_KEYS = ("model", "model_dir", "max_tokens")
 
 
 @dataclass
@@ -77,10 +81,22 @@ def write_index(out: Path, ids: list[str], paths: list[str], embeddings: np.ndar
         (tmp / REFERENCE_FILE).write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def require_keys(reference_path: Path, reference: Any, keys: tuple[str, ...]) -> None:
+    """One line naming what a hand-edited or foreign index.json lacks."""
+    missing = [key for key in keys if not isinstance(reference, dict) or key not in reference]
+    if missing:
+        raise ValueError(f"{reference_path} lacks {', '.join(missing)}; rebuild it with `dvc repro -f index`")
+
+
 def read_index(directory: Path) -> GalleryIndex:
     """Open an index directory and check that its three files agree with each other."""
     reference_path = require(Path(directory) / REFERENCE_FILE, "index")
-    reference = json.loads(reference_path.read_text(encoding="utf-8"))
+    try:
+        reference = json.loads(reference_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{reference_path} is not valid JSON ({error}); rebuild it with "
+                         "`dvc repro -f index`") from None
+    require_keys(reference_path, reference, INDEX_KEYS)
     table = pq.read_table(require(Path(directory) / GALLERY_FILE, "index"))
     embeddings = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(table), -1)
     faiss_index = read_faiss(require(Path(directory) / FAISS_FILE, "index"), reference["faiss"])

@@ -49,9 +49,15 @@ def current_world() -> World:
                  int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def relaunch(processes: int) -> None:
+def relaunch(processes: int, batch_size: int, batch_key: str) -> None:
     """With `processes` > 1 and not yet under torchrun, replace this process by torchrun running this
-    same script: DVC's stage command stays `python -P stages/<stage>.py`, one param switches it."""
+    same script: DVC's stage command stays `python -P stages/<stage>.py`, one param switches it.
+
+    A batch that does not split evenly is refused here, in one line naming both keys, not by every
+    worker after torchrun has started them (a 40-line trace per rank)."""
+    if processes > 1 and batch_size % processes:
+        raise ValueError(f"params.yaml: {batch_key}={batch_size} does not split evenly over runtime.processes="
+                         f"{processes}; use a batch size divisible by the number of processes")
     if processes <= 1 or LAUNCHED_BY_TORCHRUN in os.environ:
         return
     env = {**os.environ, "PYTHONSAFEPATH": "1"}  # what -P did: stages/tokenize.py must not shadow the stdlib
