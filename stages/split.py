@@ -1,4 +1,4 @@
-"""Stage split: train/test pairs, grouped by item id (seed 42, scikit-learn)."""
+"""Stage split: train / validation / test pairs, grouped by item id (seed 42, scikit-learn)."""
 
 import argparse
 from pathlib import Path
@@ -13,19 +13,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     settings, global_seed = section(params, "split"), seed(params)
 
-    train, test = split_pairs(read_pairs(args.pairs, "tokenize"), settings, global_seed)
-    write_pairs(train, args.train)
-    write_pairs(test, args.test)
-    write_json(args.metrics, {
-        "train_pairs": len(train), "test_pairs": len(test),
-        "train_items": int(train["item_id"].nunique()), "test_items": int(test["item_id"].nunique()),
-    })
+    sides = dict(zip(("train", "val", "test"), split_pairs(read_pairs(args.pairs, "tokenize"), settings,
+                                                           global_seed)))
+    for name, side in sides.items():
+        write_pairs(side, getattr(args, name))
+    write_json(args.metrics, {**{f"{name}_pairs": len(side) for name, side in sides.items()},
+                              **{f"{name}_items": int(side["item_id"].nunique()) for name, side in sides.items()}})
 
 
 if __name__ == "__main__":

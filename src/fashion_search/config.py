@@ -92,8 +92,16 @@ class ImageSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSettings:
+    """Train / validation / test shares (of items, or of pairs with group_by: none)."""
+
     test_size: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True, high_open=True))
+    val_size: float = dataclasses.field(metadata=rule(low=0.0, high=1.0, low_open=True, high_open=True))
     group_by: str = dataclasses.field(metadata=rule(choices=("item", "none")))
+
+    def __post_init__(self) -> None:
+        if self.test_size + self.val_size >= 1:
+            raise ConfigError(f"params.yaml: split.test_size ({self.test_size}) + split.val_size ({self.val_size}) "
+                              "must be < 1, so that something is left to train on")
 
 
 @dataclasses.dataclass(frozen=True)
