@@ -34,7 +34,7 @@ from fashion_search.config import load_params, section
 from fashion_search.data.pairs import build_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.device import Runtime, pick_runtime
-from fashion_search.evaluate.embed import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts
 from fashion_search.image_cache import PixelView, build_cache, open_cache
 from fashion_search.models.clip import Checkpoint, build_tiny, image_embeddings, text_embeddings, tiny_processor
 from fashion_search.text import build_tokenizer, encode, pad_batch

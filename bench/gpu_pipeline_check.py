@@ -18,7 +18,7 @@ from fashion_search.device import pick_runtime
 from fashion_search.models.clip import build_tiny
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.text import build_tokenizer, encode
-from fashion_search.train.inputs import pair_pixels
+from fashion_search.inputs import pair_pixels
 from fashion_search.train.loop import train_contrastive
 
 TINY = TinyModelSettings(embed_dim=128, layers=4, heads=4, image_size=64, patch_size=8, vocab_size=1000)

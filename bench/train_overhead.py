@@ -23,7 +23,8 @@ from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache, open_cache
 from fashion_search.models.clip import build_tiny, image_embeddings
 from fashion_search.text import build_tokenizer, encode
-from fashion_search.train.loop import CPU, batches, device_batch, train_contrastive
+from fashion_search.device import CPU
+from fashion_search.train.loop import batches, device_batch, train_contrastive
 from fashion_search.train.loss import ContrastiveLoss
 from fashion_search.train.resume import StepCheckpoints
 

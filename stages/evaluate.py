@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_search.atomic import atomic_path
+from fashion_search.atomic import atomic_path, write_json
 from fashion_search.config import load_params, section, seed
 from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
@@ -14,11 +14,10 @@ from fashion_search.evaluate.attributes import query_attributes, unlabelled_quer
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import TestGallery, evaluate_model, flat_metric_names
-from fashion_search.stage import run, write_json
+from fashion_search.models import MADE_BY, MODELS
+from fashion_search.stage import run
 from fashion_search.tracking import start_run
 
-MODELS = ("baseline", "finetuned", "xattn")
-MADE_BY = {"baseline": "train_baseline", "finetuned": "finetune", "xattn": "train_xattn"}
 PLOTTED = ("strict_t2i", "strict_i2t", "item_t2i", "item_i2t")
 
 

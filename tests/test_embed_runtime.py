@@ -15,7 +15,7 @@ import torch
 
 from fashion_search.config import ConfigError, TinyModelSettings, load_params, section
 from fashion_search.device import pick_runtime
-from fashion_search.evaluate.embed import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, build_tiny, load_checkpoint, tiny_processor
 from fashion_search.text import build_tokenizer, encode

@@ -65,12 +65,18 @@ def write_params(directory: Path, changes: dict[tuple[str, ...], Any] | None = N
         yaml.dump(params, stream)
 
 
+def stage_script(stage: str) -> str:
+    """The script path in the stage's dvc.yaml command (`python stages/<script>.py ...`)."""
+    with (REPO / "dvc.yaml").open(encoding="utf-8") as stream:
+        return YAML(typ="safe").load(stream)["stages"][stage]["cmd"].split()[1]
+
+
 def run_stage(directory: Path, stage: str, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """`python -P stages/<stage>.py args` run from `directory`, which holds the params.yaml it reads."""
+    """The stage's script (as dvc.yaml runs it) with `args`, from `directory`, which holds the params.yaml it reads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env["HF_HUB_OFFLINE"] = "1"
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{directory / 'mlflow.db'}"
-    command = [sys.executable, "-P", str(REPO / "stages" / f"{stage}.py"), *args]
+    command = [sys.executable, str(REPO / stage_script(stage)), *args]
     return subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=300)
 
 

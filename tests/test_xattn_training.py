@@ -15,7 +15,8 @@ from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.train import xattn as xattn_training
 from fashion_search.train.features import LockedFeatures, locked_features
-from fashion_search.train.loop import CPU, device_batch
+from fashion_search.device import CPU
+from fashion_search.train.loop import device_batch
 from fashion_search.train.xattn import hard_negative_loss, hard_negatives, in_batch_loss, train_xattn
 
 

@@ -17,6 +17,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from fashion_search.errors import DataError
+
 PAD_COLOUR = (255, 255, 255)  # studio backgrounds in DeepFashion are light
 
 
@@ -61,7 +63,7 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tenso
             with Image.open(path) as image:
                 pixels[i] = np.asarray(fit_image(image, spec.size, fit))
         except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
+            raise DataError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
                              "(dvc repro -f -s tokenize, then dvc repro)") from error
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 

@@ -10,13 +10,14 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from fashion_search.config import SplitSettings
+from fashion_search.config import ConfigError
 
 
 def split_pairs(pairs: pd.DataFrame, settings: SplitSettings, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """80/20 by default; with group_by: item the test share is over items, so the image share is close to it."""
     if settings.group_by == "item":
         if pairs["item_id"].nunique() < 2:
-            raise ValueError("split.group_by=item needs at least two items; the data has "
+            raise ConfigError("split.group_by=item needs at least two items; the data has "
                              f"{pairs['item_id'].nunique()}")
         splitter = GroupShuffleSplit(n_splits=1, test_size=settings.test_size, random_state=seed)
         train_index, test_index = next(splitter.split(pairs, groups=pairs["item_id"]))
@@ -25,6 +26,6 @@ def split_pairs(pairs: pd.DataFrame, settings: SplitSettings, seed: int) -> tupl
                                                    random_state=seed)
     train, test = pairs.iloc[sorted(train_index)], pairs.iloc[sorted(test_index)]
     if train.empty or test.empty:
-        raise ValueError(f"split.test_size={settings.test_size} leaves an empty side "
+        raise ConfigError(f"split.test_size={settings.test_size} leaves an empty side "
                          f"({len(train)} train, {len(test)} test pairs)")
     return train.reset_index(drop=True), test.reset_index(drop=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from fashion_search.config import flatten
 from fashion_search.paths import project_root
+from fashion_search.errors import UserError
 
 EXPERIMENT = "fashion-search"
 DB_FILE = "mlflow.db"
@@ -53,7 +54,7 @@ def _ensure_experiment(mlflow: Any, name: str) -> str:
         return existing.experiment_id
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(UserError, RuntimeError):
     """The MLflow store cannot be reached when a stage starts; the message says what to do."""
 
 

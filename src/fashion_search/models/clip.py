@@ -21,6 +21,8 @@ from transformers.utils import logging as hf_logging
 from fashion_search.config import ModelSettings, TinyModelSettings
 from fashion_search.images import PixelSpec
 from fashion_search.text import load_tokenizer
+from fashion_search.config import ConfigError
+from fashion_search.errors import UserError
 
 # Loading a small checkpoint is instant; per-file progress bars in stage logs are noise.
 hf_logging.disable_progress_bar()
@@ -31,7 +33,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(UserError, RuntimeError):
     """A model that cannot be loaded; the message says what to do."""
 
 
@@ -88,10 +90,10 @@ def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, 
                seed: int) -> Checkpoint:
     """A randomly initialised small CLIP (seeded), with the project's own tokenizer."""
     if settings.embed_dim % settings.heads:
-        raise ValueError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
+        raise ConfigError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
                          f"model.tiny.heads ({settings.heads})")
     if settings.image_size % settings.patch_size:
-        raise ValueError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
+        raise ConfigError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
                          f"model.tiny.patch_size ({settings.patch_size})")
     torch.manual_seed(seed)
     model = CLIPModel(tiny_config(settings, tokenizer, max_tokens))

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fashion_search.models.clip import Checkpoint, ModelNotFoundError, load_checkpoint
+from fashion_search.config import ConfigError
 
 SCORER_WEIGHTS = "scorer.safetensors"
 SCORER_CONFIG = "scorer.json"
@@ -57,7 +58,7 @@ class CrossModalScorer(nn.Module):
     def __init__(self, config: ScorerConfig) -> None:
         super().__init__()
         if config.dim % config.heads:
-            raise ValueError(f"xattn.heads ({config.heads}) must divide the embedding width ({config.dim})")
+            raise ConfigError(f"xattn.heads ({config.heads}) must divide the embedding width ({config.dim})")
         self.config = config
         self.cls_image = nn.Parameter(torch.zeros(config.dim))
         self.cls_text = nn.Parameter(torch.zeros(config.dim))

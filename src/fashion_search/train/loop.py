@@ -15,20 +15,18 @@ from tqdm.auto import tqdm
 from transformers import CLIPModel, get_scheduler
 
 from fashion_search.config import TrainSettings
-from fashion_search.device import Runtime, pick_runtime
-from fashion_search.image_cache import PixelView
+from fashion_search.device import CPU, Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
-from fashion_search.text import flatten_segments, pad_batch
+from fashion_search.text import Segments, flatten_segments, pad_batch
 from fashion_search.train.distributed import (SINGLE, StepLoss, World, gather, local_part, mean_over_ranks,
                                               synchronised)
 from fashion_search.train.loss import ContrastiveLoss
 from fashion_search.train.resume import Progress, StepCheckpoints, Trainer
+from fashion_search.config import ConfigError
 
 EpochCallback = Callable[[int, list[float]], None]
-Pixels = torch.Tensor | PixelView
-Segments = Sequence[Sequence[int]]  # one caption: its token id pieces
-CPU = pick_runtime("cpu")
 Batch = TypeVar("Batch")
 BatchLoss = Callable[[Batch], torch.Tensor]
 
@@ -100,7 +98,7 @@ def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, gr
         # indices) add in a varying order; the deterministic kernels make CPU reruns bit-identical.
         torch.use_deterministic_algorithms(True)
     if plan.batch_size % world.size:
-        raise ValueError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
+        raise ConfigError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
                          "use a batch_size divisible by the number of processes")
     per_epoch = steps_per_epoch(n, plan.batch_size)
     total = plan.epochs * per_epoch

@@ -11,7 +11,7 @@ from typing import Any
 
 from fashion_search.config import RuntimeSettings
 from fashion_search.device import Runtime, pick_runtime
-from fashion_search.stage import write_json
+from fashion_search.atomic import write_json
 from fashion_search.tracking import LossCurve, RunLogger, start_run
 from fashion_search.train.distributed import World, join, leave
 from fashion_search.train.resume import StepCheckpoints, fingerprint

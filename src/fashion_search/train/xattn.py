@@ -20,13 +20,14 @@ import torch.nn.functional as F
 from transformers import CLIPModel
 
 from fashion_search.config import XattnSettings
-from fashion_search.device import Runtime
+from fashion_search.device import CPU, Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.models.clip import image_embeddings
 from fashion_search.models.xattn import CrossModalScorer, XattnModel
 from fashion_search.train.distributed import SINGLE, World, gather, own_rows
 from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
-from fashion_search.train.loop import (CPU, DeviceBatch, EpochCallback, Pixels, Schedule, Segments, device_batch,
-                                       optimise)
+from fashion_search.text import Segments
+from fashion_search.train.loop import DeviceBatch, EpochCallback, Schedule, device_batch, optimise
 from fashion_search.train.loss import symmetric_cross_entropy
 from fashion_search.train.resume import StepCheckpoints
 

@@ -1,4 +1,6 @@
-"""Embedding a gallery of images and a list of texts with a checkpoint, in batches."""
+"""Embedding a gallery of images and a list of texts with a checkpoint, in batches.
+
+Training (locked towers), evaluation and the search index all embed through here."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fashion_search.device import Runtime
+from fashion_search.device import CPU, Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.images import load_pixels
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
-from fashion_search.text import flatten_segments, pad_batch, segment_caption
-from fashion_search.train.loop import CPU, Pixels, Segments
+from fashion_search.text import Segments, flatten_segments, pad_batch, segment_caption
 
 
 @torch.inference_mode()
