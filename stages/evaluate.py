@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from fashion_search.atomic import atomic_path, write_json
-from fashion_search.config import load_params, section, seed
+from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
@@ -47,9 +47,7 @@ def main() -> None:
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
 
-    tracked = {"seed": seed_value, "runtime": params["runtime"], "image": params["image"], "text": params["text"],
-               "evaluate": params["evaluate"], "xattn.rerank_k": rerank_k}
-    with start_run("evaluate", tracked) as logger:
+    with start_run("evaluate", stage_params(params, "evaluate")) as logger:
         results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, attributes,
                                         settings, seed_value, queries, text, rerank_k, runtime)
                    for name in MODELS}

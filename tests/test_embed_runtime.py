@@ -35,7 +35,7 @@ def eager_checkpoint() -> Checkpoint:
 def compiled_copy(checkpoint: Checkpoint) -> Checkpoint:
     """A copy, because compiling is in place."""
     compiled = dataclasses.replace(checkpoint, model=copy.deepcopy(checkpoint.model))
-    pick_runtime("cpu", compile=True).prepare(compiled.model)
+    pick_runtime("cpu", compile=True).compiled(compiled.model)
     return compiled
 
 
@@ -70,10 +70,10 @@ def test_compiling_keeps_the_checkpoint_format(checkpoints, tmp_path: Path) -> N
 
 def test_prepare_compiles_only_when_asked_and_only_once(checkpoints) -> None:
     eager, compiled = checkpoints
-    assert pick_runtime("cpu").prepare(eager.model) is eager.model
+    assert pick_runtime("cpu").compiled(eager.model) is eager.model
     assert eager.model.vision_model._compiled_call_impl is None
     before = compiled.model.text_model._compiled_call_impl
-    pick_runtime("cpu", compile=True).prepare(compiled.model)
+    pick_runtime("cpu", compile=True).compiled(compiled.model)
     assert compiled.model.text_model._compiled_call_impl is before
 
 

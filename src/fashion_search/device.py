@@ -38,7 +38,7 @@ class Runtime:
         """Host to device without a synchronisation when the source is pinned."""
         return tensor.to(self.device, non_blocking=True)
 
-    def prepare(self, model: CLIPModel) -> CLIPModel:
+    def compiled(self, model: CLIPModel) -> CLIPModel:
         """The same model, its vision and text towers compiled in place when `compile` is on.
 
         In-place `nn.Module.compile` keeps the module tree, so state_dict keys and saved

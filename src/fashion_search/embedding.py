@@ -20,7 +20,7 @@ from fashion_search.text import Segments, flatten_segments, pad_batch, segment_c
 @torch.inference_mode()
 def embed_images(checkpoint: Checkpoint, pixels: Pixels, batch_size: int, runtime: Runtime = CPU) -> torch.Tensor:
     """L2-normalised image embeddings (fp32, on the CPU) of uint8 pixels (N, 3, S, S)."""
-    spec, model = checkpoint.pixel_spec, runtime.prepare(checkpoint.model.to(runtime.device).eval())
+    spec, model = checkpoint.pixel_spec, runtime.compiled(checkpoint.model.to(runtime.device).eval())
     parts = []
     for start in range(0, len(pixels), batch_size):
         batch = runtime.to_device(pixels[start:start + batch_size])
@@ -42,7 +42,7 @@ def embed_image_files(checkpoint: Checkpoint, paths: Sequence[Path], fit: str, b
 def embed_texts(checkpoint: Checkpoint, captions: Sequence[Segments], batch_size: int,
                 runtime: Runtime = CPU) -> torch.Tensor:
     """L2-normalised text embeddings of tokenized texts, each given as its pieces (usually one)."""
-    model, parts = runtime.prepare(checkpoint.model.to(runtime.device).eval()), []
+    model, parts = runtime.compiled(checkpoint.model.to(runtime.device).eval()), []
     for start in range(0, len(captions), batch_size):
         chunk = captions[start:start + batch_size]
         pieces, owner = flatten_segments(chunk)

@@ -159,7 +159,8 @@ def text_embeddings(model: CLIPModel, input_ids: torch.Tensor, attention_mask: t
 
 def mean_of_segments(segment_embeds: torch.Tensor, owner: torch.Tensor, captions: int) -> torch.Tensor:
     """One embedding per caption: the mean of its pieces' unit embeddings (a caption of one piece
-    keeps its own direction). `owner[i]` is the caption of piece i."""
+    keeps its own direction; the mean of several is shorter than 1). `owner[i]` is the caption of piece i."""
     unit = torch.nn.functional.normalize(segment_embeds, dim=-1)
-    total = torch.zeros(captions, unit.shape[1], dtype=unit.dtype, device=unit.device)
-    return total.index_add_(0, owner, unit)
+    total = torch.zeros(captions, unit.shape[1], dtype=unit.dtype, device=unit.device).index_add_(0, owner, unit)
+    pieces = torch.bincount(owner, minlength=captions).clamp(min=1).to(unit.dtype).unsqueeze(1)
+    return total / pieces
