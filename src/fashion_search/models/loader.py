@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fashion_search.models.clip import INFO_FILE, Checkpoint, load_checkpoint, load_pretrained
-from fashion_search.models.xattn import SCORER_CONFIG, CrossModalScorer, load_xattn
+from fashion_search.models.xattn import SCORER_CONFIG, XattnScorer, load_xattn
 
 
-def load_model(source: str | Path, name: str | None = None) -> tuple[Checkpoint, CrossModalScorer | None]:
+def load_model(source: str | Path, name: str | None = None) -> tuple[Checkpoint, XattnScorer | None]:
     """The dual encoder that embeds, and for xattn the pair scorer that re-ranks its top candidates.
 
     `name` (one of `fashion_search.models.MODELS`) says which of the project's models the directory holds, so a missing

@@ -1,4 +1,8 @@
-"""The report's cross-modal attention model, built as an honest pair scorer.
+"""The xattn model: the report's cross-modal attention, built as an honest pair scorer.
+
+In code and docs the model is `xattn` (its stage, params and directory); `XattnScorer` is its
+transformer head, which scores one (image, text) pair; `XattnModel` is that head beside the dual
+encoder whose embeddings it reads.
 
 Each (image, text) pair becomes one sequence [CLS_img, image, CLS_txt, text] of
 L2-normalised CLIP embeddings, with zero-initialised CLS tokens and positional
@@ -52,7 +56,7 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table
 
 
-class CrossModalScorer(nn.Module):
+class XattnScorer(nn.Module):
     """Scores (image, text) pairs; both inputs are CLIP embeddings of the same width."""
 
     def __init__(self, config: ScorerConfig) -> None:
@@ -91,10 +95,10 @@ class CrossModalScorer(nn.Module):
         return self.forward(image, text).view(rows, cols)
 
 
-def new_scorer(dim: int, layers: int, heads: int, dropout: float, seed: int) -> CrossModalScorer:
+def new_scorer(dim: int, layers: int, heads: int, dropout: float, seed: int) -> XattnScorer:
     """A freshly initialised scorer; seeded so that reruns start from the same weights."""
     torch.manual_seed(seed)
-    return CrossModalScorer(ScorerConfig(dim=dim, layers=layers, heads=heads, dropout=dropout))
+    return XattnScorer(ScorerConfig(dim=dim, layers=layers, heads=heads, dropout=dropout))
 
 
 @dataclass
@@ -102,7 +106,7 @@ class XattnModel:
     """The dual encoder that retrieves, and the pair scorer that re-ranks its top candidates."""
 
     encoder: Checkpoint
-    scorer: CrossModalScorer
+    scorer: XattnScorer
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,7 @@ def load_xattn(directory: str | Path) -> XattnModel:
         raise ModelNotFoundError(f"{directory} is not a cross-modal attention model (no {SCORER_CONFIG}); "
                                  "run `dvc repro train_xattn`")
     try:
-        scorer = CrossModalScorer(ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
+        scorer = XattnScorer(ScorerConfig(**json.loads(config_path.read_text(encoding="utf-8"))))
         scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
     except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
         raise ModelNotFoundError(f"the cross-modal model in {directory} is damaged or was tampered with "

@@ -13,7 +13,7 @@ from fashion_search.embedding import embed_texts, tokenize_queries
 from fashion_search.evaluate.retrieval import query_first, rerank_candidates
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import load_model
-from fashion_search.models.xattn import CrossModalScorer
+from fashion_search.models.xattn import XattnScorer
 from fashion_search.search.index import GalleryIndex, read_index
 from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch
 from fashion_search.errors import DataError, UserError
@@ -33,7 +33,7 @@ class Hit:
 class SearchEngine:
     """Answers free-text queries over one gallery with the model that embedded it."""
 
-    def __init__(self, index: GalleryIndex, checkpoint: Checkpoint, scorer: CrossModalScorer | None,
+    def __init__(self, index: GalleryIndex, checkpoint: Checkpoint, scorer: XattnScorer | None,
                  root: Path, vectors: VectorSearch | None = None) -> None:
         self.index, self.checkpoint, self.scorer = index, checkpoint, scorer
         self.vectors = vectors or FaissSearch(index.faiss_index)

@@ -22,7 +22,7 @@ from transformers import CLIPModel
 from fashion_search.config import XattnSettings
 from fashion_search.image_cache import Pixels
 from fashion_search.models.clip import image_embeddings
-from fashion_search.models.xattn import CrossModalScorer, XattnModel
+from fashion_search.models.xattn import XattnModel, XattnScorer
 from fashion_search.train.distributed import gather, own_rows
 from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
 from fashion_search.text import Segments
@@ -31,7 +31,7 @@ from fashion_search.train.loss import symmetric_cross_entropy
 from fashion_search.train.session import Session
 
 
-def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
+def in_batch_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
                   rows: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over the scorer's B×B matrix: every other pair of the batch is a negative.
 
@@ -54,7 +54,7 @@ def hard_negatives(image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
         return similarity.topk(n, dim=0).indices.T, similarity.topk(n, dim=1).indices
 
 
-def hard_negative_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
+def hard_negative_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
                        negatives: int, temperature: float, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the positive against its hard negatives, text→image and image→text.
 
