@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashion_search.config import ConfigError, TinyModelSettings, load_params, section
+from conftest import TINY_MODEL
+from fashion_search.config import ConfigError, load_params, section
 from fashion_search.device import pick_runtime
 from fashion_search.embedding import embed_images, embed_texts
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, build_tiny, load_checkpoint, tiny_processor
 from fashion_search.text import build_tokenizer, encode
 
-SMALLEST = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=16, patch_size=8, vocab_size=300)
+SMALLEST = dataclasses.replace(TINY_MODEL, image_size=16)
 CAPTIONS = ["a red dress", "long-sleeved shirt with black and white boxes", "denim shorts",
             "a woman wearing a hat and a long striped skirt"]
 MAX_TOKENS = 16

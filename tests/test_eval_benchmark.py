@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_MODEL
 from fashion_search.cli import main
-from fashion_search.config import TinyModelSettings
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.models.clip import INFO_FILE, build_tiny
@@ -23,7 +23,6 @@ from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import tokenize_pairs
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +33,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = root / "data/raw"
     generate_synthetic(raw, n_items=8, seed=0, image_size=(64, 96))
     pairs, _ = build_pairs(raw)
-    tokenizer = build_tokenizer(pairs["caption"], TINY.vocab_size, 77)
+    tokenizer = build_tokenizer(pairs["caption"], TINY_MODEL.vocab_size, 77)
     write_pairs(tokenize_pairs(pairs, tokenizer, 77)[0], root / "data/interim/captions.parquet")
-    checkpoint = build_tiny(TINY, tokenizer, 77, seed=0)
+    checkpoint = build_tiny(TINY_MODEL, tokenizer, 77, seed=0)
     checkpoint.save(root / "models/tiny")
-    XattnModel(checkpoint, new_scorer(TINY.embed_dim, 1, 2, 0.0, seed=0)).save(root / "models/xattn")
+    XattnModel(checkpoint, new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0)).save(root / "models/xattn")
     return root
 
 

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
+
+from conftest import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -54,14 +55,7 @@ def _run(repo: Path, *args: str) -> str:
 
 
 def _shrink(params_file: Path, changes: dict[tuple[str, ...], object] = SMALL) -> None:
-    yaml = YAML()
-    params = yaml.load(params_file)
-    for keys, value in changes.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    yaml.dump(params, params_file)
+    write_params(params_file, changes, source=params_file)
 
 
 @pytest.fixture(scope="module")

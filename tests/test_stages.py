@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
+from conftest import write_params
 from fashion_search.data.pairs import PAIR_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,19 +51,6 @@ pytestmark = pytest.mark.slow
 
 
 # ---------------------------------------------------------------- running stages
-
-
-def write_params(directory: Path, changes: dict[tuple[str, ...], Any] | None = None) -> None:
-    """The repository's params.yaml with `changes` applied (a new key is added), written to `directory`."""
-    yaml = YAML()
-    params = yaml.load(REPO / "params.yaml")
-    for keys, value in (changes or {}).items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    with (directory / "params.yaml").open("w", encoding="utf-8") as stream:
-        yaml.dump(params, stream)
 
 
 def stage_script(stage: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashion_search.config import TinyModelSettings
+from conftest import TINY_MODEL
 from fashion_search.models.clip import ModelNotFoundError, build_tiny
 from fashion_search.models.xattn import (
     XattnScorer,
@@ -115,8 +115,7 @@ def test_new_scorer_is_seeded() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path, scorer: XattnScorer) -> None:
     tokenizer = build_tokenizer(CAPTIONS, vocab_size=300, max_tokens=77)
-    settings = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
-    encoder = build_tiny(settings, tokenizer, max_tokens=77, seed=42)
+    encoder = build_tiny(TINY_MODEL, tokenizer, max_tokens=77, seed=42)
     XattnModel(encoder, scorer).save(tmp_path / "xattn")
 
     loaded = load_xattn(tmp_path / "xattn")
