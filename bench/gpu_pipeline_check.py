@@ -14,11 +14,11 @@ import torch
 
 from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.data.pairs import build_pairs
-from fashion_search.device import pick_runtime
-from fashion_search.models.clip import build_tiny
 from fashion_search.data.synthetic import generate_synthetic
-from fashion_search.text import build_tokenizer, encode
+from fashion_search.device import pick_runtime
 from fashion_search.inputs import pair_pixels
+from fashion_search.models.clip import build_tiny
+from fashion_search.text import build_tokenizer, encode
 from fashion_search.train.loop import train_contrastive
 from fashion_search.train.session import Session
 

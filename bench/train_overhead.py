@@ -20,10 +20,10 @@ import torch
 from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.data.pairs import build_pairs
 from fashion_search.data.synthetic import generate_synthetic
+from fashion_search.device import CPU
 from fashion_search.image_cache import build_cache, open_cache
 from fashion_search.models.clip import build_tiny, image_embeddings
 from fashion_search.text import build_tokenizer, encode
-from fashion_search.device import CPU
 from fashion_search.train.loop import batches, device_batch, train_contrastive
 from fashion_search.train.loss import ContrastiveLoss
 from fashion_search.train.resume import TrainingState

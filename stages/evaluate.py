@@ -8,8 +8,8 @@ import pandas as pd
 
 from fashion_search.atomic import atomic_path, write_json
 from fashion_search.config import load_params, section, seed, stage_params
-from fashion_search.device import pick_runtime
 from fashion_search.data.pairs import read_pairs, require
+from fashion_search.device import pick_runtime
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description

@@ -6,9 +6,9 @@ from pathlib import Path
 from fashion_search.config import load_params, section
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.device import pick_runtime
-from fashion_search.search.index import embed_gallery, gallery_pairs, image_paths, write_index
 from fashion_search.models import MADE_BY, MODELS
 from fashion_search.models.loader import load_model
+from fashion_search.search.index import embed_gallery, gallery_pairs, image_paths, write_index
 from fashion_search.search.served_model import choose_model
 from fashion_search.search.vectors import resolve_kind
 from fashion_search.stage import run

@@ -7,12 +7,12 @@ from fashion_search.atomic import atomic_path
 from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.image_cache import open_cache
+from fashion_search.inputs import pair_segments
 from fashion_search.models.clip import TINY, build_tiny, load_pretrained
 from fashion_search.stage import run
 from fashion_search.text import load_tokenizer
-from fashion_search.inputs import pair_segments
-from fashion_search.train.loop import train_contrastive
 from fashion_search.train.distributed import relaunch
+from fashion_search.train.loop import train_contrastive
 from fashion_search.train.session import training_session
 
 

@@ -31,8 +31,8 @@ from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.models.clip import build_tiny
 from fashion_search.text import build_tokenizer
 from fashion_search.train.loop import train_contrastive
-from fashion_search.train.session import Session
 from fashion_search.train.resume import TrainingState
+from fashion_search.train.session import Session
 
 state, out, kill_after_epoch, fingerprint = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 captions = [f"a {c} dress with {p} patterns" for c in ("red", "blue", "green", "black")

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from conftest import TINY_MODEL
 from fashion_search.config import XattnSettings
 from fashion_search.device import pick_runtime
+from fashion_search.device import CPU
 from fashion_search.models.clip import Checkpoint, build_tiny, image_embeddings
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.train import xattn as xattn_training
 from fashion_search.train.features import LockedFeatures, locked_features
-from fashion_search.device import CPU
 from fashion_search.train.loop import device_batch
 from fashion_search.train.xattn import hard_negative_loss, hard_negatives, in_batch_loss, train_xattn
 

@@ -65,11 +65,11 @@ def open_cache(directory: Path, names: Sequence[str], spec: PixelSpec, fit: str)
     info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
     if info["size"] != spec.size or info["fit"] != fit:
         raise DataError(f"{directory} holds {info['size']}px '{info['fit']}' images but the model needs "
-                         f"{spec.size}px '{fit}'; rerun the cache_images stage (dvc repro)")
+                        f"{spec.size}px '{fit}'; rerun the cache_images stage (dvc repro)")
     row_of = {name: row for row, name in enumerate(pd.read_parquet(directory / NAMES_FILE)["image"])}
     missing = [name for name in names if name not in row_of]
     if missing:
         raise DataError(f"{len(missing)} images (e.g. {missing[0]}) are not in {directory}; "
-                         "rerun the cache_images stage (dvc repro)")
+                        "rerun the cache_images stage (dvc repro)")
     pixels = np.load(directory / PIXELS_FILE, mmap_mode="r")
     return PixelView(pixels, np.fromiter((row_of[n] for n in names), dtype=np.int64, count=len(names)))

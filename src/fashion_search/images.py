@@ -64,7 +64,7 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tenso
                 pixels[i] = np.asarray(fit_image(image, spec.size, fit))
         except (OSError, UnidentifiedImageError, ValueError) as error:
             raise DataError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
-                             "(dvc repro -f -s tokenize, then dvc repro)") from error
+                            "(dvc repro -f -s tokenize, then dvc repro)") from error
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 

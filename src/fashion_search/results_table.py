@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.errors import DataError
+from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.models import MODELS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

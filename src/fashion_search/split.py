@@ -18,7 +18,7 @@ def split_pairs(pairs: pd.DataFrame, settings: SplitSettings, seed: int) -> tupl
     if settings.group_by == "item":
         if pairs["item_id"].nunique() < 2:
             raise ConfigError("split.group_by=item needs at least two items; the data has "
-                             f"{pairs['item_id'].nunique()}")
+                              f"{pairs['item_id'].nunique()}")
         splitter = GroupShuffleSplit(n_splits=1, test_size=settings.test_size, random_state=seed)
         train_index, test_index = next(splitter.split(pairs, groups=pairs["item_id"]))
     else:
@@ -27,5 +27,5 @@ def split_pairs(pairs: pd.DataFrame, settings: SplitSettings, seed: int) -> tupl
     train, test = pairs.iloc[sorted(train_index)], pairs.iloc[sorted(test_index)]
     if train.empty or test.empty:
         raise ConfigError(f"split.test_size={settings.test_size} leaves an empty side "
-                         f"({len(train)} train, {len(test)} test pairs)")
+                          f"({len(train)} train, {len(test)} test pairs)")
     return train.reset_index(drop=True), test.reset_index(drop=True)

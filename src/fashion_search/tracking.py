@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fashion_search.config import flatten
-from fashion_search.paths import project_root
 from fashion_search.errors import UserError
+from fashion_search.paths import project_root
 
 EXPERIMENT = "fashion-search"
 DB_FILE = "mlflow.db"

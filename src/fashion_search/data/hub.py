@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from fashion_search.data.download import DownloadError
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR
 from fashion_search.errors import DataError
-from fashion_search.data.download import DownloadError
 
 REQUIRED_COLUMNS = ("image", "text", "item_ID")
 
@@ -29,7 +29,7 @@ def parquet_files(repo: str) -> list[Path]:
             local = Path(snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=["*.parquet"]))
         except Exception as error:  # offline, unknown repo, gated repo
             raise DownloadError(f"data.hf_repo={repo!r} could not be fetched ({error.__class__.__name__}: {error}); "
-                             "without network, point data.hf_repo at a local folder of its Parquet files") from error
+                                "without network, point data.hf_repo at a local folder of its Parquet files") from error
     files = sorted(local.rglob("*.parquet"))
     if not files:
         raise DataError(f"data.hf_repo={repo!r}: no Parquet files found in {local}")

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from fashion_search.atomic import atomic_path
 from fashion_search.data.labels import read_labels
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_image_name
-from fashion_search.images import is_readable
 from fashion_search.errors import DataError, UserError
+from fashion_search.images import is_readable
 
 PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated", "segments"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}

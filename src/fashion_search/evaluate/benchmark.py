@@ -17,8 +17,8 @@ from fashion_search.config import EvaluateSettings, TextSettings, load_params, s
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.data.pairs import read_pairs
 from fashion_search.embedding import embed_image_files, embed_texts, tokenize_queries
-from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.evaluate.measures import PROTOCOLS, gallery_description, measure
+from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.evaluate.retrieval import Retriever
 from fashion_search.models.loader import load_model
 

@@ -17,10 +17,10 @@ from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.grid import GridRow
 from fashion_search.evaluate.measures import Measured, measure
 from fashion_search.evaluate.retrieval import Retriever, query_first, search
-from fashion_search.models.clip import Checkpoint
-from fashion_search.models.loader import load_model
 from fashion_search.image_cache import Pixels
 from fashion_search.inputs import pair_pixels, pair_segments
+from fashion_search.models.clip import Checkpoint
+from fashion_search.models.loader import load_model
 
 GRID_COLUMNS = 5
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's

@@ -19,10 +19,10 @@ from transformers import CLIPImageProcessorPil as CLIPImageProcessor
 from transformers.utils import logging as hf_logging
 
 from fashion_search.config import ModelSettings, TinyModelSettings
-from fashion_search.images import PixelSpec
-from fashion_search.text import load_tokenizer
 from fashion_search.config import ConfigError
 from fashion_search.errors import UserError
+from fashion_search.images import PixelSpec
+from fashion_search.text import load_tokenizer
 
 # Loading a small checkpoint is instant; per-file progress bars in stage logs are noise.
 hf_logging.disable_progress_bar()
@@ -91,10 +91,10 @@ def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, 
     """A randomly initialised small CLIP (seeded), with the project's own tokenizer."""
     if settings.embed_dim % settings.heads:
         raise ConfigError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
-                         f"model.tiny.heads ({settings.heads})")
+                          f"model.tiny.heads ({settings.heads})")
     if settings.image_size % settings.patch_size:
         raise ConfigError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
-                         f"model.tiny.patch_size ({settings.patch_size})")
+                          f"model.tiny.patch_size ({settings.patch_size})")
     torch.manual_seed(seed)
     model = CLIPModel(tiny_config(settings, tokenizer, max_tokens))
     return Checkpoint(model, tokenizer, tiny_processor(settings.image_size), {"trained_from": "scratch"})

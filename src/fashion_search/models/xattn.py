@@ -30,8 +30,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fashion_search.models.clip import Checkpoint, ModelNotFoundError, load_checkpoint
 from fashion_search.config import ConfigError
+from fashion_search.models.clip import Checkpoint, ModelNotFoundError, load_checkpoint
 
 SCORER_WEIGHTS = "scorer.safetensors"
 SCORER_CONFIG = "scorer.json"

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from fashion_search.embedding import embed_texts, tokenize_queries
+from fashion_search.errors import DataError, UserError
 from fashion_search.evaluate.retrieval import query_first, rerank_candidates
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import load_model
 from fashion_search.models.xattn import XattnScorer
 from fashion_search.search.index import GalleryIndex, read_index
 from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch
-from fashion_search.errors import DataError, UserError
 
 
 class QueryError(UserError, ValueError):
@@ -55,7 +55,7 @@ class SearchEngine:
         width = self.checkpoint.model.config.projection_dim
         if width != self.index.reference["dim"]:
             raise DataError(f"the model embeds in {width} dimensions but the index holds "
-                             f"{self.index.reference['dim']}; rebuild it with `dvc repro index`")
+                            f"{self.index.reference['dim']}; rebuild it with `dvc repro index`")
 
     @property
     def model_name(self) -> str:

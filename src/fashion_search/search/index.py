@@ -87,6 +87,6 @@ def read_index(directory: Path) -> GalleryIndex:
     sizes = {len(table), faiss_index.ntotal, reference["gallery_size"]}
     if embeddings.shape[1] != reference["dim"] or len(sizes) != 1:
         raise DataError(f"{directory}: the gallery, the FAISS index and {REFERENCE_FILE} disagree; "
-                         "rebuild it with `dvc repro index`")
+                        "rebuild it with `dvc repro index`")
     return GalleryIndex(table.column("image").to_pylist(), table.column("path").to_pylist(),
                         np.ascontiguousarray(embeddings, dtype=np.float32), reference, faiss_index)

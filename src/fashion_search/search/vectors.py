@@ -100,7 +100,7 @@ def _trained_fastscan(vectors: np.ndarray) -> faiss.Index:
     rows, dim = vectors.shape
     if rows < 2**FASTSCAN_BITS:
         raise ConfigError(f"serve.faiss: fastscan needs at least {2**FASTSCAN_BITS} images to train its "
-                         f"codebooks, the gallery has {rows}; use exact")
+                          f"codebooks, the gallery has {rows}; use exact")
     codes = dim // FASTSCAN_DIMS_PER_CODE if dim % FASTSCAN_DIMS_PER_CODE == 0 else dim
     scan = faiss.IndexPQFastScan(dim, codes, FASTSCAN_BITS, faiss.METRIC_INNER_PRODUCT)
     scan.pq.cp.min_points_per_centroid = 1  # else one warning per code under 624 images; re-scoring covers them

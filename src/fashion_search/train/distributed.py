@@ -23,8 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from fashion_search.device import Runtime
 from fashion_search.config import ConfigError
+from fashion_search.device import Runtime
 
 LAUNCHED_BY_TORCHRUN = "TORCHELASTIC_RUN_ID"
 
@@ -71,7 +71,7 @@ def join(runtime: Runtime) -> tuple[World, Runtime]:
     if runtime.device.type == "cuda":
         if world.local_rank >= torch.cuda.device_count():
             raise ConfigError(f"runtime.processes={world.size} but {torch.cuda.device_count()} GPU(s) are visible; "
-                             "use one process per GPU")
+                              "use one process per GPU")
         runtime = dataclasses.replace(runtime, device=torch.device("cuda", world.local_rank))
         torch.cuda.set_device(runtime.device)
     if not dist.is_initialized():
@@ -115,7 +115,7 @@ def local_part(index: torch.Tensor, world: World) -> torch.Tensor:
         return index
     if len(index) % world.size:
         raise ConfigError(f"a batch of {len(index)} pairs (all the training pairs there are) does not split evenly "
-                         f"over runtime.processes={world.size}; use fewer processes")
+                          f"over runtime.processes={world.size}; use fewer processes")
     return index.tensor_split(world.size)[world.rank]
 
 

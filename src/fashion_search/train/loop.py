@@ -24,7 +24,6 @@ from fashion_search.train.distributed import StepLoss, gather, local_part, mean_
 from fashion_search.train.loss import ContrastiveLoss
 from fashion_search.train.resume import Progress, Trainer
 from fashion_search.train.session import EpochCallback, Session
-from fashion_search.config import ConfigError
 
 Batch = TypeVar("Batch")
 BatchLoss = Callable[[Batch], torch.Tensor]

@@ -23,9 +23,9 @@ from fashion_search.config import XattnSettings
 from fashion_search.image_cache import Pixels
 from fashion_search.models.clip import image_embeddings
 from fashion_search.models.xattn import XattnModel, XattnScorer
+from fashion_search.text import Segments
 from fashion_search.train.distributed import gather, own_rows
 from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
-from fashion_search.text import Segments
 from fashion_search.train.loop import DeviceBatch, Schedule, device_batch, optimise
 from fashion_search.train.loss import symmetric_cross_entropy
 from fashion_search.train.session import Session
