@@ -161,6 +161,8 @@ class Retriever:
         The pair scorer is the expensive part; its candidates and scores do not depend
         on what counts as relevant, so they are computed once for all definitions.
         """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         score_pairs = query_first(self.scorer, direction) if self.scorer is not None else None
         t2i = direction == "t2i"
         queries, gallery = (texts, images) if t2i else (images, texts)
