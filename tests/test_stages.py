@@ -157,7 +157,7 @@ ERROR_CASES = {
                                       prepare=small_pairs("data/processed/train.parquet")),
     # An unknown model offline: checked before the (absent) raw data is paired.
     "unknown_model": Case("tokenize", TOKENIZE_ARGS, {("model", "name"): "no-such-org/no-such-clip"}),
-    # Once bugs (fixed): NaN, YAML syntax errors, broken captions.json.
+    # Mistakes a user makes: NaN, YAML syntax errors, broken captions.json.
     "nan_lr": Case("finetune", FINETUNE_ARGS, {("finetune", "lr"): float("nan")}),  # written as `.nan`
     "params_not_yaml": Case("split", SPLIT_ARGS, prepare=lambda d: (d / "params.yaml").write_text(
         "seed: 42\nsplit:\n  test_size: [0.2\n  group_by: item\n", encoding="utf-8")),

@@ -143,7 +143,8 @@ TEXT_TOWER = ("text_model.", "text_projection.")
 @pytest.mark.parametrize("lock_image,lock_text", [(False, False), (True, True), (True, False)])
 def test_pair_scorer_training_is_bit_identical_on_rerun_with_several_threads(lock_image: bool,
                                                                              lock_text: bool) -> None:
-    """With two threads the gradient of a gather with repeated indices used to add in varying order."""
+    """With two threads the gradient of a gather with repeated indices adds in a varying order unless
+    the deterministic kernels are on, as the loop turns them on for the CPU."""
     settings = xattn_settings(lock_image=lock_image, lock_text=lock_text)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
