@@ -1,4 +1,4 @@
-"""Embedding throughput: images/s and texts/s of evaluate/embed.py against the bare model forward; prints JSON.
+"""Embedding throughput: images/s and texts/s of fashion_search/embedding.py against the bare model forward; prints JSON.
 
 `embed_images` reads the memory-mapped image cache through a PixelView, as the evaluate and index
 stages do, and `embed_texts` pads tokenized captions; the bare forward gets the same batches ready-made
@@ -34,7 +34,7 @@ from fashion_search.config import load_params, section
 from fashion_search.data.pairs import build_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.device import Runtime, pick_runtime
-from fashion_search.evaluate.embed import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts
 from fashion_search.image_cache import PixelView, build_cache, open_cache
 from fashion_search.models.clip import Checkpoint, build_tiny, image_embeddings, text_embeddings, tiny_processor
 from fashion_search.text import build_tokenizer, encode, pad_batch

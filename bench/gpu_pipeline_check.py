@@ -14,12 +14,13 @@ import torch
 
 from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.data.pairs import build_pairs
-from fashion_search.device import pick_runtime
-from fashion_search.models.clip import build_tiny
 from fashion_search.data.synthetic import generate_synthetic
+from fashion_search.device import pick_runtime
+from fashion_search.inputs import pair_pixels
+from fashion_search.models.clip import build_tiny
 from fashion_search.text import build_tokenizer, encode
-from fashion_search.train.inputs import pair_pixels
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.session import Session
 
 TINY = TinyModelSettings(embed_dim=128, layers=4, heads=4, image_size=64, patch_size=8, vocab_size=1000)
 
@@ -35,7 +36,7 @@ def run(precision: str, device: str, raw: Path, epochs: int) -> dict:
                              checkpoint_every=0)
     runtime = pick_runtime(device, precision)
     start = time.perf_counter()
-    losses = train_contrastive(checkpoint, pixels, [[piece] for piece in ids], settings, 42, runtime=runtime)
+    losses = train_contrastive(checkpoint, pixels, [[piece] for piece in ids], settings, 42, Session(runtime=runtime))
     seconds = time.perf_counter() - start
     steps_per_epoch = len(losses) // epochs
     return {"device": str(runtime.device), "autocast": str(runtime.dtype), "steps": len(losses),

@@ -20,12 +20,14 @@ import torch
 from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.data.pairs import build_pairs
 from fashion_search.data.synthetic import generate_synthetic
+from fashion_search.device import CPU
 from fashion_search.image_cache import build_cache, open_cache
 from fashion_search.models.clip import build_tiny, image_embeddings
 from fashion_search.text import build_tokenizer, encode
-from fashion_search.train.loop import CPU, batches, device_batch, train_contrastive
+from fashion_search.train.loop import batches, device_batch, train_contrastive
 from fashion_search.train.loss import ContrastiveLoss
-from fashion_search.train.resume import StepCheckpoints
+from fashion_search.train.resume import TrainingState
+from fashion_search.train.session import Session
 
 TINY = TinyModelSettings(embed_dim=128, layers=4, heads=4, image_size=64, patch_size=8, vocab_size=1000)
 
@@ -48,9 +50,9 @@ def bare_pairs_per_s(checkpoint, pixels, captions, settings: TrainSettings) -> f
 def loop_pairs_per_s(checkpoint, pixels, captions, settings: TrainSettings, state: Path) -> float:
     """The stage's loop, step checkpoints included when settings.checkpoint_every > 0 (a fresh state
     directory each time, so nothing is resumed)."""
-    checkpoints = StepCheckpoints(state, "bench", settings.checkpoint_every)
+    checkpoints = TrainingState(state, "bench", settings.checkpoint_every)
     start = time.perf_counter()
-    losses = train_contrastive(checkpoint, pixels, captions, settings, seed=0, checkpoints=checkpoints)
+    losses = train_contrastive(checkpoint, pixels, captions, settings, seed=0, session=Session(state=checkpoints))
     return len(losses) * settings.batch_size / (time.perf_counter() - start)
 
 

@@ -6,19 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from fashion_search.atomic import atomic_path
-from fashion_search.config import load_params, section, seed
-from fashion_search.device import pick_runtime
+from fashion_search.atomic import atomic_path, write_json
+from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.data.pairs import read_pairs, require
+from fashion_search.device import pick_runtime
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import TestGallery, evaluate_model, flat_metric_names
-from fashion_search.stage import run, write_json
+from fashion_search.models import MADE_BY, MODELS
+from fashion_search.stage import run
 from fashion_search.tracking import start_run
 
-MODELS = ("baseline", "finetuned", "xattn")
-MADE_BY = {"baseline": "train_baseline", "finetuned": "finetune", "xattn": "train_xattn"}
 PLOTTED = ("strict_t2i", "strict_i2t", "item_t2i", "item_i2t")
 
 
@@ -48,9 +47,7 @@ def main() -> None:
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
 
-    tracked = {"seed": seed_value, "runtime": params["runtime"], "image": params["image"], "text": params["text"],
-               "evaluate": params["evaluate"], "xattn.rerank_k": rerank_k}
-    with start_run("evaluate", tracked) as logger:
+    with start_run("evaluate", stage_params(params, "evaluate")) as logger:
         results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, attributes,
                                         settings, seed_value, queries, text, rerank_k, runtime)
                    for name in MODELS}

@@ -4,14 +4,14 @@ import argparse
 from pathlib import Path
 
 from fashion_search.atomic import atomic_path
-from fashion_search.config import load_params, section, seed
+from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.image_cache import open_cache
+from fashion_search.inputs import pair_segments
 from fashion_search.models.clip import load_checkpoint
 from fashion_search.stage import run
-from fashion_search.train.inputs import pair_segments
-from fashion_search.train.loop import train_contrastive
 from fashion_search.train.distributed import relaunch
+from fashion_search.train.loop import train_contrastive
 from fashion_search.train.session import training_session
 
 
@@ -32,13 +32,12 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     checkpoint = load_checkpoint(require(args.baseline, "train_baseline"))
 
-    tracked = {key: params[key] for key in ("seed", "runtime", "image", "finetune")}
+    tracked = stage_params(params, "finetune")
     with training_session("finetune", tracked, runtime, args.state, settings.checkpoint_every,
                           [args.baseline, args.train]) as session:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             checkpoint.pixel_spec, image.fit)
-        losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
-                                   session.loss_curve, session.runtime, session.world, session.checkpoints)
+        losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed, session)
         checkpoint.info.update(stage="finetune", trained_from=str(args.baseline))
 
         def save() -> None:

@@ -6,13 +6,12 @@ from pathlib import Path
 from fashion_search.config import load_params, section
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.device import pick_runtime
+from fashion_search.models import MADE_BY, MODELS
+from fashion_search.models.loader import load_model
 from fashion_search.search.index import embed_gallery, gallery_pairs, image_paths, write_index
-from fashion_search.search.served_model import MODELS, choose_model, load_model
+from fashion_search.search.served_model import choose_model
 from fashion_search.search.vectors import resolve_kind
 from fashion_search.stage import run
-
-MADE_BY = {"baseline": "train_baseline", "finetuned": "finetune", "xattn": "train_xattn"}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -31,7 +30,7 @@ def main() -> None:
 
     model = choose_model(serve.model, require(args.metrics, "evaluate"))
     model_dir = require(getattr(args, model), MADE_BY[model])
-    checkpoint, scorer = load_model(model, model_dir)
+    checkpoint, scorer = load_model(model_dir, model)
     pairs = gallery_pairs(read_pairs(args.train, "split"), read_pairs(args.test, "split"), serve.gallery)
     runtime = section(params, "runtime")
     embeddings = embed_gallery(checkpoint, pairs, args.raw, image.fit, serve.batch_size,

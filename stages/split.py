@@ -3,10 +3,11 @@
 import argparse
 from pathlib import Path
 
+from fashion_search.atomic import write_json
 from fashion_search.config import load_params, section, seed
 from fashion_search.data.pairs import read_pairs, write_pairs
 from fashion_search.split import split_pairs
-from fashion_search.stage import run, write_json
+from fashion_search.stage import run
 
 
 def main() -> None:

@@ -4,15 +4,15 @@ import argparse
 from pathlib import Path
 
 from fashion_search.atomic import atomic_path
-from fashion_search.config import load_params, section, seed
+from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.image_cache import open_cache
+from fashion_search.inputs import pair_segments
 from fashion_search.models.clip import TINY, build_tiny, load_pretrained
 from fashion_search.stage import run
 from fashion_search.text import load_tokenizer
-from fashion_search.train.inputs import pair_segments
-from fashion_search.train.loop import train_contrastive
 from fashion_search.train.distributed import relaunch
+from fashion_search.train.loop import train_contrastive
 from fashion_search.train.session import training_session
 
 
@@ -34,15 +34,14 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     tokenizer = load_tokenizer(require(args.tokenizer, "tokenize"))
 
-    tracked = {key: params[key] for key in ("seed", "runtime", "model", "text", "image", "train_baseline")}
+    tracked = stage_params(params, "train_baseline")
     with training_session("train_baseline", tracked, runtime, args.state, settings.checkpoint_every,
                           [args.train, args.tokenizer]) as session:
         if model.name == TINY:
             checkpoint = build_tiny(model.tiny, tokenizer, text.max_tokens, global_seed)
             pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                                 checkpoint.pixel_spec, image.fit)
-            losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed,
-                                       session.loss_curve, session.runtime, session.world, session.checkpoints)
+            losses = train_contrastive(checkpoint, pixels, pair_segments(pairs), settings, global_seed, session)
         else:
             checkpoint, losses = load_pretrained(model.name, args.tokenizer), []
         checkpoint.info.update(stage="train_baseline", image_fit=image.fit, max_tokens=text.max_tokens)

@@ -6,13 +6,13 @@ from pathlib import Path
 import pandas as pd
 
 from fashion_search.atomic import atomic_path
-from fashion_search.config import load_params, section, seed
+from fashion_search.config import load_params, section, seed, stage_params
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.image_cache import open_cache
+from fashion_search.inputs import pair_segments
 from fashion_search.models.clip import load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.stage import run
-from fashion_search.train.inputs import pair_segments
 from fashion_search.train.distributed import relaunch
 from fashion_search.train.session import training_session
 from fashion_search.train.xattn import train_xattn
@@ -35,7 +35,7 @@ def main() -> None:
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
 
-    tracked = {key: params[key] for key in ("seed", "runtime", "image", "xattn")}
+    tracked = stage_params(params, "train_xattn")
     with training_session("train_xattn", tracked, runtime, args.state, settings.checkpoint_every,
                           [args.finetuned, args.train]) as session:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
@@ -44,8 +44,7 @@ def main() -> None:
                             settings.dropout, global_seed)
         xattn = XattnModel(encoder, scorer)
         items = pd.factorize(pairs["item_id"])[0].tolist()
-        losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, session.loss_curve,
-                             session.runtime, session.world, session.checkpoints)
+        losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, session)
         # A locked tower is exactly the fine-tuned one: the saved encoder says which.
         encoder.info.update(stage="train_xattn", trained_from=str(args.finetuned),
                             lock_image=settings.lock_image, lock_text=settings.lock_text)

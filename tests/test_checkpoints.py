@@ -13,21 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from fashion_search.config import TinyModelSettings
+from conftest import TINY_MODEL
 from fashion_search.models.clip import (INFO_FILE, WEIGHTS_HASHES, ModelNotFoundError, WeightsChangedError, build_tiny,
                                        file_sha256, load_checkpoint)
 from fashion_search.models.xattn import XattnModel, load_xattn, new_scorer
 from fashion_search.text import build_tokenizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SMALL = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = build_tokenizer([f"a red dress number {i}" for i in range(20)], 300, 77)
     directory = tmp_path_factory.mktemp("xattn")
-    checkpoint = build_tiny(SMALL, tokenizer, 77, seed=1)
+    checkpoint = build_tiny(TINY_MODEL, tokenizer, 77, seed=1)
     XattnModel(checkpoint, new_scorer(32, 1, 4, 0.0, seed=1)).save(directory)
     return directory
 

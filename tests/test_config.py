@@ -265,3 +265,26 @@ def test_flatten_the_real_params() -> None:
     assert flat["xattn.rerank_k"] == 20
     assert flat["model.tiny.vocab_size"] == 1000
     assert not any(isinstance(value, dict) for value in flat.values())
+
+
+def test_xattn_schedule_is_validated_and_cosine_when_left_out(tmp_path: Path) -> None:
+    assert section(load_params(BASE), "xattn").schedule == "cosine"
+    assert section(load_params(write(tmp_path, set_value(base_text(), "xattn.schedule", "constant"))),
+                   "xattn").schedule == "constant"
+    with pytest.raises(ConfigError, match=r"xattn\.schedule"):
+        section(load_params(write(tmp_path, set_value(base_text(), "xattn.schedule", "linear"))), "xattn")
+    # A params.yaml from before the key existed trains as it did then.
+    assert section(load_params(write(tmp_path, delete_key(base_text(), "xattn.schedule"))), "xattn").schedule == "cosine"
+
+
+def test_each_stage_declares_the_params_its_dvc_entry_lists() -> None:
+    """One list of a stage's params (STAGE_PARAMS): dvc.yaml's `params` and the MLflow run's agree with it."""
+    from ruamel.yaml import YAML
+
+    dvc = YAML(typ="safe").load((BASE.parent / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert {stage: tuple(spec.get("params", ())) for stage, spec in dvc.items()} == config.STAGE_PARAMS
+    params = load_params(BASE)
+    for stage in config.STAGE_PARAMS:
+        tracked = config.stage_params(params, stage)
+        assert list(tracked) == list(config.STAGE_PARAMS[stage])
+    assert config.stage_params(params, "evaluate")["xattn.rerank_k"] == 20

@@ -29,6 +29,7 @@ from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.train.distributed import SINGLE, current_world
 from fashion_search.train.loop import train_contrastive
+from fashion_search.train.session import Session
 from fashion_search.train.xattn import train_xattn
 
 out, trainer, negatives = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -46,14 +47,14 @@ checkpoint = build_tiny(small, tokenizer, 77, seed=5)
 if trainer == "contrastive":
     settings = TrainSettings(epochs=2, lr=1e-3, batch_size=8, temperature=0.1, weight_decay=0.01, warmup_steps=1,
                              schedule="cosine", grad_clip=1.0, workers=0, checkpoint_every=0)
-    losses = train_contrastive(checkpoint, pixels, pieces, settings, seed=5, world=world)
+    losses = train_contrastive(checkpoint, pixels, pieces, settings, seed=5, session=Session(world=world))
 else:
     settings = XattnSettings(layers=1, heads=4, dropout=0.0, epochs=2, lr=1e-4, lock_image=False, lock_text=True,
                              head_lr=1e-3, batch_size=8, temperature=0.1, weight_decay=0.01, warmup_steps=1,
                              grad_clip=1.0, workers=0, checkpoint_every=0, negatives=negatives, rerank_k=5)
     xattn = XattnModel(checkpoint, new_scorer(32, 1, 4, 0.0, seed=5))
     groups = [i // 2 for i in range(len(captions))]  # pairs of two views of one item
-    losses = train_xattn(xattn, pixels, pieces, groups, settings, seed=5, world=world)
+    losses = train_xattn(xattn, pixels, pieces, groups, settings, seed=5, session=Session(world=world))
 if world.main:
     json.dump(losses, open(out, "w"))
 """

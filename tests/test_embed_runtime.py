@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashion_search.config import ConfigError, TinyModelSettings, load_params, section
+from conftest import TINY_MODEL
+from fashion_search.config import ConfigError, load_params, section
 from fashion_search.device import pick_runtime
-from fashion_search.evaluate.embed import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, build_tiny, load_checkpoint, tiny_processor
 from fashion_search.text import build_tokenizer, encode
 
-SMALLEST = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=16, patch_size=8, vocab_size=300)
+SMALLEST = dataclasses.replace(TINY_MODEL, image_size=16)
 CAPTIONS = ["a red dress", "long-sleeved shirt with black and white boxes", "denim shorts",
             "a woman wearing a hat and a long striped skirt"]
 MAX_TOKENS = 16
@@ -35,7 +36,7 @@ def eager_checkpoint() -> Checkpoint:
 def compiled_copy(checkpoint: Checkpoint) -> Checkpoint:
     """A copy, because compiling is in place."""
     compiled = dataclasses.replace(checkpoint, model=copy.deepcopy(checkpoint.model))
-    pick_runtime("cpu", compile=True).prepare(compiled.model)
+    pick_runtime("cpu", compile=True).compiled(compiled.model)
     return compiled
 
 
@@ -70,10 +71,10 @@ def test_compiling_keeps_the_checkpoint_format(checkpoints, tmp_path: Path) -> N
 
 def test_prepare_compiles_only_when_asked_and_only_once(checkpoints) -> None:
     eager, compiled = checkpoints
-    assert pick_runtime("cpu").prepare(eager.model) is eager.model
+    assert pick_runtime("cpu").compiled(eager.model) is eager.model
     assert eager.model.vision_model._compiled_call_impl is None
     before = compiled.model.text_model._compiled_call_impl
-    pick_runtime("cpu", compile=True).prepare(compiled.model)
+    pick_runtime("cpu", compile=True).compiled(compiled.model)
     assert compiled.model.text_model._compiled_call_impl is before
 
 

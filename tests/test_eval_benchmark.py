@@ -1,24 +1,28 @@
-"""`fashion-search benchmark` on a small synthetic set: a checkpoint directory, an xattn directory, an offline id."""
+"""`fashion-search benchmark` on a small synthetic set, with every kind of `--model` the README promises:
+a project model directory (dual encoder or xattn), a plain `save_pretrained` CLIP directory, and a
+Hugging Face id already in the local cache (offline)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import TINY_MODEL
 from fashion_search.cli import main
-from fashion_search.config import TinyModelSettings
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
-from fashion_search.models.clip import build_tiny
+from fashion_search.models.clip import INFO_FILE, build_tiny
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import tokenize_pairs
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +33,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = root / "data/raw"
     generate_synthetic(raw, n_items=8, seed=0, image_size=(64, 96))
     pairs, _ = build_pairs(raw)
-    tokenizer = build_tokenizer(pairs["caption"], TINY.vocab_size, 77)
+    tokenizer = build_tokenizer(pairs["caption"], TINY_MODEL.vocab_size, 77)
     write_pairs(tokenize_pairs(pairs, tokenizer, 77)[0], root / "data/interim/captions.parquet")
-    checkpoint = build_tiny(TINY, tokenizer, 77, seed=0)
+    checkpoint = build_tiny(TINY_MODEL, tokenizer, 77, seed=0)
     checkpoint.save(root / "models/tiny")
-    XattnModel(checkpoint, new_scorer(TINY.embed_dim, 1, 2, 0.0, seed=0)).save(root / "models/xattn")
+    XattnModel(checkpoint, new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0)).save(root / "models/xattn")
     return root
 
 
@@ -72,3 +76,33 @@ def test_benchmark_of_a_model_that_is_not_there_is_one_clear_line(workdir, monke
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "no-such-org/no-such-clip" in error and "HF_HUB_OFFLINE" in error
+
+
+def test_benchmark_a_plain_save_pretrained_directory(workdir, monkeypatch, capsys) -> None:
+    """A CLIP saved with save_pretrained and nothing of the project's: its own tokenizer and processor."""
+    plain = workdir / "plain-clip"
+    if not plain.exists():
+        shutil.copytree(workdir / "models/tiny", plain)
+        (plain / INFO_FILE).unlink()
+    report = run_cli(workdir, monkeypatch, capsys, "--model", "plain-clip", "--protocol", "strict")
+    same = run_cli(workdir, monkeypatch, capsys, "--model", "models/tiny", "--protocol", "strict")
+    assert report["strict"] == same["strict"]
+
+
+def test_benchmark_a_hugging_face_id_from_the_local_cache(workdir: Path, tmp_path: Path) -> None:
+    """The id resolves through a Hugging Face cache laid out as the hub writes it (refs/main -> a snapshot),
+    offline. A fresh process, because huggingface_hub reads HF_HUB_CACHE when it is imported."""
+    repo_id, commit = "fashion-search-test/tiny-clip", "0" * 40
+    cache = tmp_path / "hub"
+    snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
+    shutil.copytree(workdir / "models/tiny", snapshot)
+    (snapshot / INFO_FILE).unlink()
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text(commit, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, "-c", "from fashion_search.cli import main; main()",
+               "benchmark", "--model", repo_id, "--protocol", "strict"]
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["model"] == repo_id and 0.0 <= report["strict"]["t2i_recall_at_10"] <= 1.0

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
+
+from conftest import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -54,14 +55,7 @@ def _run(repo: Path, *args: str) -> str:
 
 
 def _shrink(params_file: Path, changes: dict[tuple[str, ...], object] = SMALL) -> None:
-    yaml = YAML()
-    params = yaml.load(params_file)
-    for keys, value in changes.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    yaml.dump(params, params_file)
+    write_params(params_file, changes, source=params_file)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +118,7 @@ def _finetune_with(project: Path, out: Path, changes: dict[tuple[str, ...], obje
     original = params.read_text()
     try:
         _shrink(params, changes)
-        _run(project, sys.executable, "-P", "stages/finetune.py", "--baseline", "models/baseline",
+        _run(project, sys.executable, "stages/finetune.py", "--baseline", "models/baseline",
              "--train", "data/processed/train.parquet", "--cache", "data/cache/images", "--out", str(out / "model"),
              "--metrics", str(out / "finetune.json"), "--state", str(out / "state"))
     finally:
@@ -213,7 +207,7 @@ def test_a_killed_stage_leaves_the_previous_output_or_none_and_repro_recovers(pr
     """SIGKILL train_xattn at several moments: models/xattn is always the old complete model or absent."""
     from fashion_search.models.xattn import load_xattn
 
-    cmd = [sys.executable, "-P", "stages/train_xattn.py", "--finetuned", "models/finetuned",
+    cmd = [sys.executable, "stages/train_xattn.py", "--finetuned", "models/finetuned",
            "--train", "data/processed/train.parquet", "--cache", "data/cache/images",
            "--out", "models/xattn", "--metrics", "metrics/train_xattn.json", "--state", "checkpoints/train_xattn"]
     before = (project / "models/xattn/scorer.safetensors").read_bytes()

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fashion_search.train.resume import STATE_FILE, TENSORS_FILE, Progress, StepCheckpoints, Trainer, fingerprint
+from fashion_search.train.resume import STATE_FILE, TENSORS_FILE, Progress, TrainingState, Trainer, fingerprint
 
 # 16 pairs, batches of 4: 4 steps an epoch, 3 epochs; a state every 3 steps (mid-epoch at 3, 6 and 9).
 TRAIN = """
@@ -31,7 +31,8 @@ from fashion_search.config import TinyModelSettings, TrainSettings
 from fashion_search.models.clip import build_tiny
 from fashion_search.text import build_tokenizer
 from fashion_search.train.loop import train_contrastive
-from fashion_search.train.resume import StepCheckpoints
+from fashion_search.train.resume import TrainingState
+from fashion_search.train.session import Session
 
 state, out, kill_after_epoch, fingerprint = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 captions = [f"a {c} dress with {p} patterns" for c in ("red", "blue", "green", "black")
@@ -50,8 +51,8 @@ def on_epoch(epoch, values):
     if epoch == kill_after_epoch:
         os.kill(os.getpid(), signal.SIGKILL)
 
-losses = train_contrastive(checkpoint, pixels, pieces, settings, seed=3, on_epoch=on_epoch,
-                           checkpoints=StepCheckpoints(state, fingerprint, settings.checkpoint_every))
+state = TrainingState(state, fingerprint, settings.checkpoint_every)
+losses = train_contrastive(checkpoint, pixels, pieces, settings, seed=3, session=Session(state=state, on_epoch=on_epoch))
 save_file({k: v.contiguous() for k, v in checkpoint.model.state_dict().items()}, str(out / "model.safetensors"))
 (out / "losses.json").write_text(json.dumps({"losses": losses, "epochs": seen}))
 """
@@ -111,14 +112,14 @@ def make_trainer() -> Trainer:
 
 def test_a_state_of_other_params_is_ignored(tmp_path: Path) -> None:
     trainer = make_trainer()
-    StepCheckpoints(tmp_path / "state", "params-a", 1).save(trainer, Progress(1, [0.5], torch.Generator().get_state()))
-    assert StepCheckpoints(tmp_path / "state", "params-b", 1).restore(trainer) is None
-    restored = StepCheckpoints(tmp_path / "state", "params-a", 1).restore(trainer)
+    TrainingState(tmp_path / "state", "params-a", 1).save(trainer, Progress(1, [0.5], torch.Generator().get_state()))
+    assert TrainingState(tmp_path / "state", "params-b", 1).restore(trainer) is None
+    restored = TrainingState(tmp_path / "state", "params-a", 1).restore(trainer)
     assert restored is not None and restored.step == 1 and restored.losses == [0.5]
 
 
 def test_finish_leaves_only_a_deterministic_record(tmp_path: Path) -> None:
-    checkpoints = StepCheckpoints(tmp_path / "state", "params-a", 1)
+    checkpoints = TrainingState(tmp_path / "state", "params-a", 1)
     checkpoints.save(make_trainer(), Progress(1, [0.5], torch.Generator().get_state()))
     checkpoints.finish(12)
     first = (tmp_path / "state" / STATE_FILE).read_bytes()

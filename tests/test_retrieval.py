@@ -19,7 +19,7 @@ from fashion_search.evaluate.retrieval import (
     top_k,
 )
 from fashion_search.evaluate.strict import strict_ranks
-from fashion_search.models.xattn import CrossModalScorer, ScorerConfig
+from fashion_search.models.xattn import ScorerConfig, XattnScorer
 
 CHUNK_SIZES = [1, 3, 1000]
 
@@ -276,7 +276,7 @@ def test_strict_ranks_directions_hand_case() -> None:
 def test_strict_ranks_with_an_untrained_scorer_equal_the_dual_encoder() -> None:
     images, texts = random_unit(15, 32, seed=5).float(), random_unit(15, 32, seed=6).float()
     torch.manual_seed(0)
-    scorer = CrossModalScorer(ScorerConfig(dim=32, layers=1, heads=4, dropout=0.0)).eval()
+    scorer = XattnScorer(ScorerConfig(dim=32, layers=1, heads=4, dropout=0.0)).eval()
     plain = strict_ranks(images, texts, Retriever(chunk_size=4))
     reranked = strict_ranks(images, texts, Retriever(chunk_size=4, scorer=scorer, rerank_k=15))
     assert reranked["t2i"].tolist() == plain["t2i"].tolist()

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from ruamel.yaml import YAML
 
-from fashion_search.config import ConfigError, TinyModelSettings, load_params, section
+from conftest import TINY_MODEL, write_params
+from fashion_search.config import ConfigError, load_params, section
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache
@@ -46,7 +46,6 @@ from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import tokenize_pairs
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
 MAX_TOKENS = 77
 RAW = Path("data/raw")
 EXAMPLES = ["a red dress", "denim shorts"]
@@ -61,19 +60,19 @@ def build_search_project(root: Path) -> Path:
     """A project tree as `dvc repro` would leave it, small: data, models, metrics and models/index*."""
     generate_synthetic(root / RAW, n_items=8, seed=0, image_size=(64, 96))
     pairs, _ = build_pairs(root / RAW)
-    tokenizer = build_tokenizer(pairs["caption"], TINY.vocab_size, MAX_TOKENS)
+    tokenizer = build_tokenizer(pairs["caption"], TINY_MODEL.vocab_size, MAX_TOKENS)
     pairs, _ = tokenize_pairs(pairs, tokenizer, MAX_TOKENS)
     items = sorted(pairs["item_id"].unique())
     test_items = set(items[: len(items) // 2])
     write_pairs(pairs[~pairs["item_id"].isin(test_items)], root / "data/processed/train.parquet")
     write_pairs(pairs[pairs["item_id"].isin(test_items)], root / "data/processed/test.parquet")
-    build_cache(pairs["image"].tolist(), root / RAW / "images", TINY.image_size, "pad", root / "data/cache/images")
-    checkpoint = build_tiny(TINY, tokenizer, MAX_TOKENS, seed=0)
+    build_cache(pairs["image"].tolist(), root / RAW / "images", TINY_MODEL.image_size, "pad", root / "data/cache/images")
+    checkpoint = build_tiny(TINY_MODEL, tokenizer, MAX_TOKENS, seed=0)
     for name in ("baseline", "finetuned"):
         checkpoint.save(root / "models" / name)
-    XattnModel(checkpoint, new_scorer(TINY.embed_dim, 1, 2, 0.0, seed=0).eval()).save(root / "models/xattn")
-    metrics = {"baseline": {"t2i_recall_at_10": 0.1}, "finetuned": {"t2i_recall_at_10": 0.3},
-               "xattn": {"t2i_recall_at_10": 0.2}, "gallery": {"size": 1}}
+    XattnModel(checkpoint, new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0).eval()).save(root / "models/xattn")
+    metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.1}}, "finetuned": {"strict": {"t2i_recall_at_10": 0.3}},
+               "xattn": {"strict": {"t2i_recall_at_10": 0.2}}, "gallery": {"size": 1}}
     (root / "metrics").mkdir()
     (root / "metrics/evaluate.json").write_text(json.dumps(metrics), encoding="utf-8")
     test = gallery_pairs(pairs, pairs[pairs["item_id"].isin(test_items)], "test")
@@ -91,12 +90,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- which model serves ----------------------------------------------------------------------------
 
-def test_best_model_reads_the_flat_metrics_layout() -> None:
-    metrics = {"baseline": {"t2i_recall_at_10": 0.2}, "finetuned": {"t2i_recall_at_10": 0.5},
-               "xattn": {"t2i_recall_at_10": 0.4}, "gallery": {"size": 10}}
-    assert best_model(metrics) == "finetuned"
-
-
 def test_best_model_reads_the_per_protocol_layout() -> None:
     metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.2}, "item": {"t2i_recall_at_10": 0.9}},
                "finetuned": {"strict": {"t2i_recall_at_10": 0.3}},
@@ -105,7 +98,7 @@ def test_best_model_reads_the_per_protocol_layout() -> None:
 
 
 def test_best_model_breaks_a_tie_towards_the_earlier_model() -> None:
-    tied = {name: {"t2i_recall_at_10": 0.5} for name in ("xattn", "finetuned", "baseline")}
+    tied = {name: {"strict": {"t2i_recall_at_10": 0.5}} for name in ("xattn", "finetuned", "baseline")}
     assert best_model(tied) == "baseline"
 
 
@@ -134,12 +127,12 @@ def test_index_files_round_trip_with_the_model_reference(project: Path) -> None:
     test = pd.read_parquet(project / "data/processed/test.parquet")
     assert index.ids == sorted(test["image"])
     assert all(path.startswith("data/raw/images/") and (project / path).is_file() for path in index.paths)
-    assert index.embeddings.shape == (len(test), TINY.embed_dim) and index.embeddings.dtype == np.float32
+    assert index.embeddings.shape == (len(test), TINY_MODEL.embed_dim) and index.embeddings.dtype == np.float32
     assert np.allclose(np.linalg.norm(index.embeddings, axis=1), 1.0, atol=1e-5)
     assert index.faiss_index.ntotal == len(test)
     assert {key: index.reference[key] for key in ("model", "model_dir", "dim", "gallery_size", "max_tokens",
                                                   "image_fit")} == {
-        "model": "finetuned", "model_dir": "models/finetuned", "dim": TINY.embed_dim, "gallery_size": len(test),
+        "model": "finetuned", "model_dir": "models/finetuned", "dim": TINY_MODEL.embed_dim, "gallery_size": len(test),
         "max_tokens": MAX_TOKENS, "image_fit": "pad"}
 
 
@@ -228,11 +221,7 @@ def test_auto_is_exact_for_small_galleries_and_approximate_for_large_ones() -> N
 # --- the stage, as DVC runs it ---------------------------------------------------------------------
 
 def _stage_params(root: Path, serve: dict) -> None:
-    yaml = YAML()
-    params = yaml.load(REPO / "params.yaml")
-    params["serve"].update(serve)
-    with (root / "params.yaml").open("w", encoding="utf-8") as stream:
-        yaml.dump(params, stream)
+    write_params(root, {("serve", key): value for key, value in serve.items()})
 
 
 def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
@@ -240,7 +229,7 @@ def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
             "--train", "data/processed/train.parquet", "--test", "data/processed/test.parquet",
             "--raw", "data/raw", "--cache", "data/cache/images", "--metrics", "metrics/evaluate.json", "--out", out]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    return subprocess.run([sys.executable, "-P", str(REPO / "stages/index.py"), *args], cwd=root,
+    return subprocess.run([sys.executable, str(REPO / "stages/index.py"), *args], cwd=root,
                           env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
 
 

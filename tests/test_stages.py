@@ -32,6 +32,7 @@ from bad_images import decompression_bomb_png
 from PIL import Image
 from ruamel.yaml import YAML
 
+from conftest import write_params
 from fashion_search.data.pairs import PAIR_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,25 +55,18 @@ pytestmark = pytest.mark.slow
 # ---------------------------------------------------------------- running stages
 
 
-def write_params(directory: Path, changes: dict[tuple[str, ...], Any] | None = None) -> None:
-    """The repository's params.yaml with `changes` applied (a new key is added), written to `directory`."""
-    yaml = YAML()
-    params = yaml.load(REPO / "params.yaml")
-    for keys, value in (changes or {}).items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    with (directory / "params.yaml").open("w", encoding="utf-8") as stream:
-        yaml.dump(params, stream)
+def stage_script(stage: str) -> str:
+    """The script path in the stage's dvc.yaml command (`python stages/<script>.py ...`)."""
+    with (REPO / "dvc.yaml").open(encoding="utf-8") as stream:
+        return YAML(typ="safe").load(stream)["stages"][stage]["cmd"].split()[1]
 
 
 def run_stage(directory: Path, stage: str, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """`python -P stages/<stage>.py args` run from `directory`, which holds the params.yaml it reads."""
+    """The stage's script (as dvc.yaml runs it) with `args`, from `directory`, which holds the params.yaml it reads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env["HF_HUB_OFFLINE"] = "1"
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{directory / 'mlflow.db'}"
-    command = [sys.executable, "-P", str(REPO / "stages" / f"{stage}.py"), *args]
+    command = [sys.executable, str(REPO / stage_script(stage)), *args]
     return subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -165,7 +159,7 @@ ERROR_CASES = {
                                       prepare=small_pairs("data/processed/train.parquet")),
     # An unknown model offline: checked before the (absent) raw data is paired.
     "unknown_model": Case("tokenize", TOKENIZE_ARGS, {("model", "name"): "no-such-org/no-such-clip"}),
-    # Once bugs (fixed): NaN, YAML syntax errors, broken captions.json.
+    # Mistakes a user makes: NaN, YAML syntax errors, broken captions.json.
     "nan_lr": Case("finetune", FINETUNE_ARGS, {("finetune", "lr"): float("nan")}),  # written as `.nan`
     "params_not_yaml": Case("split", SPLIT_ARGS, prepare=lambda d: (d / "params.yaml").write_text(
         "seed: 42\nsplit:\n  test_size: [0.2\n  group_by: item\n", encoding="utf-8")),

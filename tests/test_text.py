@@ -150,3 +150,16 @@ def test_segments_are_sentence_aligned_within_the_limit_and_short_captions_stay_
     assert segment_caption(tokenizer, short, 77) == [tokenizer(short)["input_ids"]]
     flat, owner = flatten_segments([pieces, [pieces[0]]])
     assert len(flat) == len(pieces) + 1 and owner.tolist() == [0] * len(pieces) + [1]
+
+
+def test_mean_of_segments_is_the_mean_of_the_pieces_unit_embeddings() -> None:
+    import torch
+
+    from fashion_search.models.clip import mean_of_segments
+
+    pieces = torch.tensor([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0], [0.0, -5.0]])
+    owner = torch.tensor([0, 0, 1, 2])
+    means = mean_of_segments(pieces, owner, 3)
+    assert torch.allclose(means, torch.tensor([[0.3, 0.9], [1.0, 0.0], [0.0, -1.0]]))
+    # One piece: its own unit vector, bit for bit.
+    assert torch.equal(mean_of_segments(pieces[2:3] * 7, torch.tensor([0]), 1), torch.tensor([[1.0, 0.0]]))

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashion_search.config import TinyModelSettings
+from conftest import TINY_MODEL
 from fashion_search.models.clip import ModelNotFoundError, build_tiny
 from fashion_search.models.xattn import (
-    CrossModalScorer,
+    XattnScorer,
     ScorerConfig,
     XattnModel,
     load_xattn,
@@ -29,7 +29,7 @@ CAPTIONS = [
 ]
 
 
-def trained_looking(scorer: CrossModalScorer, seed: int = 0) -> CrossModalScorer:
+def trained_looking(scorer: XattnScorer, seed: int = 0) -> XattnScorer:
     """Perturb every parameter, so that the scorer is no longer its own zero-initialised start."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -39,16 +39,16 @@ def trained_looking(scorer: CrossModalScorer, seed: int = 0) -> CrossModalScorer
 
 
 @pytest.fixture
-def scorer() -> CrossModalScorer:
+def scorer() -> XattnScorer:
     torch.manual_seed(0)
-    return trained_looking(CrossModalScorer(CONFIG)).eval()
+    return trained_looking(XattnScorer(CONFIG)).eval()
 
 
 def embeddings(rows: int, seed: int) -> torch.Tensor:
     return torch.randn(rows, CONFIG.dim, generator=torch.Generator().manual_seed(seed))
 
 
-def test_a_pairs_score_does_not_depend_on_the_rest_of_the_batch(scorer: CrossModalScorer) -> None:
+def test_a_pairs_score_does_not_depend_on_the_rest_of_the_batch(scorer: XattnScorer) -> None:
     image, text = embeddings(1, seed=1), embeddings(1, seed=2)
     with torch.no_grad():
         alone = scorer(image, text)
@@ -63,7 +63,7 @@ def test_a_pairs_score_does_not_depend_on_the_rest_of_the_batch(scorer: CrossMod
     assert float((in_batch - in_batch[4]).abs().max()) > 1e-3
 
 
-def test_score_matrix_entry_is_the_score_of_that_pair(scorer: CrossModalScorer) -> None:
+def test_score_matrix_entry_is_the_score_of_that_pair(scorer: XattnScorer) -> None:
     images, texts = embeddings(3, seed=5), embeddings(4, seed=6)
     with torch.no_grad():
         matrix = scorer.score_matrix(images, texts)
@@ -76,7 +76,7 @@ def test_score_matrix_entry_is_the_score_of_that_pair(scorer: CrossModalScorer) 
 
 def test_untrained_scorer_equals_the_cosine_of_its_inputs() -> None:
     torch.manual_seed(1)
-    scorer = CrossModalScorer(CONFIG).eval()
+    scorer = XattnScorer(CONFIG).eval()
     images, texts = embeddings(6, seed=7) * 3.0, embeddings(6, seed=8)
     with torch.no_grad():
         scores = scorer(images, texts)
@@ -84,7 +84,7 @@ def test_untrained_scorer_equals_the_cosine_of_its_inputs() -> None:
     torch.testing.assert_close(scores, cosines, rtol=0, atol=1e-5)
 
 
-def test_trained_looking_scorer_is_no_longer_the_cosine(scorer: CrossModalScorer) -> None:
+def test_trained_looking_scorer_is_no_longer_the_cosine(scorer: XattnScorer) -> None:
     # Guards the two tests above: with a non-zero head the scores move away from the cosine.
     images, texts = embeddings(6, seed=7), embeddings(6, seed=8)
     with torch.no_grad():
@@ -93,7 +93,7 @@ def test_trained_looking_scorer_is_no_longer_the_cosine(scorer: CrossModalScorer
     assert float((scores - cosines).abs().max()) > 1e-3
 
 
-def test_scores_are_cosines_in_range(scorer: CrossModalScorer) -> None:
+def test_scores_are_cosines_in_range(scorer: XattnScorer) -> None:
     with torch.no_grad():
         scores = scorer(embeddings(20, seed=9), embeddings(20, seed=10))
     assert bool(((scores >= -1 - 1e-5) & (scores <= 1 + 1e-5)).all())
@@ -101,7 +101,7 @@ def test_scores_are_cosines_in_range(scorer: CrossModalScorer) -> None:
 
 def test_heads_must_divide_the_width() -> None:
     with pytest.raises(ValueError, match="heads"):
-        CrossModalScorer(ScorerConfig(dim=32, layers=1, heads=5, dropout=0.0))
+        XattnScorer(ScorerConfig(dim=32, layers=1, heads=5, dropout=0.0))
 
 
 def test_new_scorer_is_seeded() -> None:
@@ -113,10 +113,9 @@ def test_new_scorer_is_seeded() -> None:
     assert not all(torch.equal(a[name], c[name]) for name in a)
 
 
-def test_save_and_load_round_trip(tmp_path: Path, scorer: CrossModalScorer) -> None:
+def test_save_and_load_round_trip(tmp_path: Path, scorer: XattnScorer) -> None:
     tokenizer = build_tokenizer(CAPTIONS, vocab_size=300, max_tokens=77)
-    settings = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
-    encoder = build_tiny(settings, tokenizer, max_tokens=77, seed=42)
+    encoder = build_tiny(TINY_MODEL, tokenizer, max_tokens=77, seed=42)
     XattnModel(encoder, scorer).save(tmp_path / "xattn")
 
     loaded = load_xattn(tmp_path / "xattn")

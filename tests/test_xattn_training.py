@@ -8,14 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fashion_search.config import TinyModelSettings, XattnSettings
+from conftest import TINY_MODEL
+from fashion_search.config import XattnSettings
 from fashion_search.device import pick_runtime
+from fashion_search.device import CPU
 from fashion_search.models.clip import Checkpoint, build_tiny, image_embeddings
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.train import xattn as xattn_training
 from fashion_search.train.features import LockedFeatures, locked_features
-from fashion_search.train.loop import CPU, device_batch
+from fashion_search.train.loop import device_batch
 from fashion_search.train.xattn import hard_negative_loss, hard_negatives, in_batch_loss, train_xattn
 
 
@@ -57,17 +59,29 @@ def test_in_batch_loss_matches_symmetric_cross_entropy_of_the_score_matrix() -> 
     assert in_batch_loss(scorer, image, text, 0.1).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_the_cpu_runtime_is_full_precision_and_cuda_is_refused_without_a_gpu() -> None:
-    runtime = pick_runtime("auto", "auto")
-    if not torch.cuda.is_available():
+def test_the_cpu_runtime_is_full_precision_and_cuda_is_refused_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asserts on every machine: a GPU machine is made to look like one without a GPU."""
+    for runtime in (pick_runtime("cpu", "auto"), pick_runtime("cpu", "bf16"), CPU):
         assert runtime.device.type == "cpu" and runtime.dtype is None and not runtime.needs_scaler
-        with pytest.raises(ValueError, match="runtime.device"):
-            pick_runtime("cuda", "auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runtime = pick_runtime("auto", "auto")
+    assert runtime.device.type == "cpu" and runtime.dtype is None and not runtime.needs_scaler
+    with pytest.raises(ValueError, match="runtime.device"):
+        pick_runtime("cuda", "auto")
+
+
+def test_auto_on_a_gpu_is_cuda_with_mixed_precision() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device: on the CPU `auto` is full precision, checked above")
+    runtime = pick_runtime("auto", "auto")
+    assert runtime.device.type == "cuda" and runtime.dtype in (torch.bfloat16, torch.float16)
+    assert runtime.needs_scaler == (runtime.dtype is torch.float16)
+    assert pick_runtime("auto", "fp32").dtype is None
 
 
 def test_batches_prepared_by_worker_threads_train_exactly_like_inline_ones() -> None:
     """Prefetching changes when a batch is built, never which batch or what is in it."""
-    from fashion_search.config import TinyModelSettings, TrainSettings
+    from fashion_search.config import TrainSettings
     from fashion_search.models.clip import build_tiny
     from fashion_search.text import build_tokenizer
     from fashion_search.train.loop import train_contrastive
@@ -77,7 +91,7 @@ def test_batches_prepared_by_worker_threads_train_exactly_like_inline_ones() -> 
     tokenizer = build_tokenizer(captions, 300, 77)
     pieces = [[ids] for ids in tokenizer(captions)["input_ids"]]
     pixels = torch.randint(0, 256, (len(captions), 3, 32, 32), dtype=torch.uint8)
-    small = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
+    small = TINY_MODEL
     losses = []
     for workers in (0, 2):
         settings = TrainSettings(epochs=2, lr=1e-3, batch_size=4, temperature=0.1, weight_decay=0.0,
@@ -97,7 +111,7 @@ def tiny_pairs() -> tuple[Checkpoint, list[list[list[int]]], torch.Tensor]:
     pieces = [[row, row[:4]] if i % 3 == 0 else [row] for i, row in enumerate(ids)]
     pixels = torch.randint(0, 256, (len(captions), 3, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
-    small = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
+    small = TINY_MODEL
     return build_tiny(small, tokenizer, 77, seed=1), pieces, pixels
 
 
@@ -129,7 +143,8 @@ TEXT_TOWER = ("text_model.", "text_projection.")
 @pytest.mark.parametrize("lock_image,lock_text", [(False, False), (True, True), (True, False)])
 def test_pair_scorer_training_is_bit_identical_on_rerun_with_several_threads(lock_image: bool,
                                                                              lock_text: bool) -> None:
-    """With two threads the gradient of a gather with repeated indices used to add in varying order."""
+    """With two threads the gradient of a gather with repeated indices adds in a varying order unless
+    the deterministic kernels are on, as the loop turns them on for the CPU."""
     settings = xattn_settings(lock_image=lock_image, lock_text=lock_text)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -6,11 +6,13 @@ removes it. The rename is atomic on one filesystem, which a sibling guarantees.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _temporary_sibling(path: Path) -> Path:
@@ -56,3 +58,8 @@ def write_text(path: str | Path, text: str) -> None:
     """Write a small text file (metrics JSON, a config) atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Metrics files: sorted keys and a final newline, so reruns are byte-identical and diffs are small."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

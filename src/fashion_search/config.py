@@ -19,8 +19,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from fashion_search.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A params.yaml value that cannot be used; the message names the key."""
 
 
@@ -126,8 +128,7 @@ class XattnSettings:
 
     A locked tower (`lock_image`, `lock_text`, as open_clip's --lock-image) does not train: its
     embeddings of the training pairs are computed once, before training. An unlocked tower trains
-    at `lr`, so `lr` 0 is refused unless both towers are locked (it used to freeze both, computing
-    their embeddings again at every step); with both locked `lr` is unused.
+    at `lr`, so `lr` 0 is refused unless both towers are locked; with both locked `lr` is unused.
     """
 
     layers: int = dataclasses.field(metadata=rule(low=1, high=24))
@@ -147,6 +148,8 @@ class XattnSettings:
     checkpoint_every: int = dataclasses.field(metadata=rule(low=0))
     negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
+    # After the warm-up; a params.yaml written before this key existed trains with cosine, as it did then.
+    schedule: str = dataclasses.field(default="cosine", metadata=rule(choices=("constant", "cosine")))
 
     def __post_init__(self) -> None:
         """An unlocked tower at lr 0 would run in training mode and compute gradients only to never move."""
@@ -219,6 +222,21 @@ TOP_LEVEL_SCALARS = {"seed": int}
 # numpy's and torch's generators take seeds in [0, 2**32): a negative seed fails deep inside them.
 TOP_LEVEL_RULES = {"seed": rule(low=0, high=2**32 - 1)}
 
+# The params.yaml keys each stage reads: the `params` of its dvc.yaml entry (a test holds them equal) and
+# what its MLflow run records. A section name means every key of it; a dotted key, that key alone.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "download": ("seed", "data"),
+    "tokenize": ("model.name", "model.tiny.vocab_size", "text"),
+    "split": ("seed", "split"),
+    "cache_images": ("model.name", "model.tiny.image_size", "image.fit"),
+    "train_baseline": ("seed", "runtime", "model", "text.max_tokens", "image.fit", "train_baseline"),
+    "finetune": ("seed", "runtime", "image.fit", "finetune"),
+    "train_xattn": ("seed", "runtime", "image.fit", "xattn"),
+    "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "xattn.rerank_k"),
+    "index": ("runtime", "image.fit", "text", "xattn.rerank_k", "serve.model", "serve.gallery", "serve.faiss",
+              "serve.batch_size", "serve.examples"),
+}
+
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read params.yaml with a YAML 1.2 loader and reject unknown top-level keys."""
@@ -263,6 +281,19 @@ def seed(params: dict[str, Any]) -> int:
     return value
 
 
+def stage_params(params: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The raw values of the keys `stage` reads (STAGE_PARAMS), by their dotted names, for its MLflow run."""
+    values = {}
+    for key in STAGE_PARAMS[stage]:
+        node: Any = params
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"params.yaml: {key} is missing")
+            node = node[part]
+        values[key] = node
+    return values
+
+
 def section(params: dict[str, Any], name: str) -> Any:
     """The validated settings object of one params.yaml section."""
     if name not in SECTIONS:
@@ -284,9 +315,14 @@ def _build(cls: type, raw: Any, key: str) -> Any:
         raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
                           f"known keys of {key}: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
-    values = {name: _value(f"{key}.{name}", raw.get(name, _MISSING), hints[name], f.metadata)
+    values = {name: _value(f"{key}.{name}", raw.get(name, _default(f)), hints[name], f.metadata)
               for name, f in fields.items()}
     return cls(**values)
+
+
+def _default(field: dataclasses.Field) -> Any:
+    """A key may be left out of params.yaml only where its settings class gives a default."""
+    return _MISSING if field.default is dataclasses.MISSING else field.default
 
 
 def _value(key: str, raw: Any, hint: Any, meta: Any) -> Any:

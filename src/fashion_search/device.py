@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from transformers import CLIPModel
 
+from fashion_search.config import ConfigError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -36,7 +38,7 @@ class Runtime:
         """Host to device without a synchronisation when the source is pinned."""
         return tensor.to(self.device, non_blocking=True)
 
-    def prepare(self, model: CLIPModel) -> CLIPModel:
+    def compiled(self, model: CLIPModel) -> CLIPModel:
         """The same model, its vision and text towers compiled in place when `compile` is on.
 
         In-place `nn.Module.compile` keeps the module tree, so state_dict keys and saved
@@ -53,10 +55,13 @@ class Runtime:
 def pick_runtime(device: str = "auto", precision: str = "auto", compile: bool = False) -> Runtime:
     """`device`: auto | cpu | cuda; `precision`: auto | fp32 | bf16 | fp16; `compile`: torch.compile the towers."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("runtime.device=cuda but no CUDA device is visible; use runtime.device=auto or cpu")
+        raise ConfigError("runtime.device=cuda but no CUDA device is visible; use runtime.device=auto or cpu")
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     if chosen.type == "cpu" or precision == "fp32":
         return Runtime(chosen, None, compile)
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return Runtime(chosen, torch.bfloat16 if precision == "bf16" else torch.float16, compile)
+
+
+CPU = pick_runtime("cpu")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from fashion_search.errors import DataError
 from fashion_search.images import UNREADABLE, PixelSpec, fit_image, open_image
 
 PIXELS_FILE = "pixels.npy"
@@ -42,7 +43,7 @@ def read_paired_image(path: Path):
     try:
         return open_image(path)
     except UNREADABLE as error:
-        raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
+        raise DataError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
                          "(dvc repro -f -s tokenize, then dvc repro)") from error
 
 
@@ -64,16 +65,19 @@ class PixelView:
         return torch.from_numpy(batch)
 
 
+Pixels = torch.Tensor | PixelView  # uint8 (N, 3, S, S): decoded in memory, or rows of the cache
+
+
 def open_cache(directory: Path, names: Sequence[str], spec: PixelSpec, fit: str) -> PixelView:
     """The cached pixels of `names`; refuses a cache made for another size or fit."""
     info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
     if info["size"] != spec.size or info["fit"] != fit:
-        raise ValueError(f"{directory} holds {info['size']}px '{info['fit']}' images but the model needs "
-                         f"{spec.size}px '{fit}'; rerun the cache_images stage (dvc repro)")
+        raise DataError(f"{directory} holds {info['size']}px '{info['fit']}' images but the model needs "
+                        f"{spec.size}px '{fit}'; rerun the cache_images stage (dvc repro)")
     row_of = {name: row for row, name in enumerate(pd.read_parquet(directory / NAMES_FILE)["image"])}
     missing = [name for name in names if name not in row_of]
     if missing:
-        raise ValueError(f"{len(missing)} images (e.g. {missing[0]}) are not in {directory}; "
-                         "rerun the cache_images stage (dvc repro)")
+        raise DataError(f"{len(missing)} images (e.g. {missing[0]}) are not in {directory}; "
+                        "rerun the cache_images stage (dvc repro)")
     pixels = np.load(directory / PIXELS_FILE, mmap_mode="r")
     return PixelView(pixels, np.fromiter((row_of[n] for n in names), dtype=np.int64, count=len(names)))

@@ -17,6 +17,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from fashion_search.errors import DataError
+
 PAD_COLOUR = (255, 255, 255)  # studio backgrounds in DeepFashion are light
 # The decode guard: a few bytes of PNG can declare 50000×50000 pixels (7.5 GB decoded). Fifty
 # megapixels is over 60 times a DeepFashion picture (750×1101) and a large phone photo.
@@ -86,8 +88,8 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tenso
         try:
             pixels[i] = np.asarray(fit_image(open_image(path), spec.size, fit))
         except UNREADABLE as error:
-            raise ValueError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
-                             "(dvc repro -f -s tokenize, then dvc repro)") from error
+            raise DataError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
+                            "(dvc repro -f -s tokenize, then dvc repro)") from error
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 

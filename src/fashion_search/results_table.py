@@ -6,10 +6,12 @@ import json
 import re
 from pathlib import Path
 
+from fashion_search.errors import DataError
 from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+from fashion_search.models import MODELS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-MODELS = {"baseline": "Baseline (zero-shot; tiny: trained here from scratch)",
+LABELS = {"baseline": "Baseline (zero-shot; tiny: trained here from scratch)",
           "finetuned": "Fine-tuned (symmetric InfoNCE, T=0.1)",
           "xattn": "Cross-modal attention (re-ranks the dual encoder's top k)"}
 
@@ -23,7 +25,7 @@ def _recall_table(metrics: dict, protocol: str, chance: dict | None = None) -> l
     ks = _ks(metrics["baseline"][protocol])
     head = ["Model", *[f"T→I R@{k}" for k in ks], *[f"I→T R@{k}" for k in ks], "T→I median rank"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, label in MODELS.items():
+    for name, label in ((name, LABELS[name]) for name in MODELS):
         row = metrics[name][protocol]
         cells = [f"{row[f'{d}_recall_at_{k}']:.3f}" for d in ("t2i", "i2t") for k in ks]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {row['t2i_median_rank']:g} |")
@@ -37,7 +39,7 @@ def _marqo_table(metrics: dict) -> list[str]:
     """Ours on the test split beside the published zero-shot figures on the full set."""
     gallery = metrics["gallery"]
     lines = ["| Model | Images | R@1 | R@10 | MRR@10 | AvgRecall |", "|---|---|---|---|---|---|"]
-    for name, label in MODELS.items():
+    for name, label in ((name, LABELS[name]) for name in MODELS):
         row = metrics[name]["marqo"]
         lines.append(f"| {label} | {gallery['size']:,} (test split) | {row['recall_at_1']:.3f} | "
                      f"{row['recall_at_10']:.3f} | {row['mrr_at_10']:.3f} | {row['avg_recall']:.3f} |")
@@ -84,7 +86,7 @@ def update_readme(readme: Path, metrics_file: Path) -> bool:
     table = render_table(json.loads(metrics_file.read_text(encoding="utf-8")))
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+        raise DataError(f"{readme} has no {START} ... {END} block to fill")
     updated = pattern.sub(lambda _: f"{START}\n{table}\n{END}", text)
     readme.write_text(updated, encoding="utf-8")
     return updated != text

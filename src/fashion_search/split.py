@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from fashion_search.config import SplitSettings
+from fashion_search.config import ConfigError, SplitSettings
 
 
 def split_pairs(pairs: pd.DataFrame, settings: SplitSettings,
@@ -29,13 +29,13 @@ def _two_way(pairs: pd.DataFrame, share: float, group_by: str, seed: int,
     """`share` of the pairs (of their items with group_by: item) on the second side, seeded."""
     if group_by == "item":
         if pairs["item_id"].nunique() < 2:
-            raise ValueError("split.group_by=item needs at least two items; the data has "
-                             f"{pairs['item_id'].nunique()}")
+            raise ConfigError("split.group_by=item needs at least two items; the data has "
+                              f"{pairs['item_id'].nunique()}")
         splitter = GroupShuffleSplit(n_splits=1, test_size=share, random_state=seed)
         first_index, second_index = next(splitter.split(pairs, groups=pairs["item_id"]))
     else:
         first_index, second_index = train_test_split(range(len(pairs)), test_size=share, random_state=seed)
     first, second = pairs.iloc[sorted(first_index)], pairs.iloc[sorted(second_index)]
     if first.empty or second.empty:
-        raise ValueError(f"{key} leaves an empty side ({len(first)} and {len(second)} pairs)")
+        raise ConfigError(f"{key} leaves an empty side ({len(first)} and {len(second)} pairs)")
     return first.reset_index(drop=True), second.reset_index(drop=True)

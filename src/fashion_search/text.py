@@ -20,6 +20,8 @@ PAD, UNK, BOS, EOS = "<|pad|>", "<|unk|>", "<|startoftext|>", "<|endoftext|>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 PAD_ID, EOS_ID, BOS_ID = (SPECIAL_TOKENS.index(t) for t in (PAD, EOS, BOS))
 
+Segments = Sequence[Sequence[int]]  # one caption: its token id pieces (one unless segmented)
+
 
 def build_tokenizer(captions: Iterable[str], vocab_size: int, max_tokens: int) -> PreTrainedTokenizerFast:
     """Train a lower-cased byte-pair tokenizer on the captions, deterministically and offline."""

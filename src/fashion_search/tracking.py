@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_search.config import flatten
+from fashion_search.errors import UserError
 from fashion_search.paths import project_root
 
 EXPERIMENT = "fashion-search"
@@ -80,7 +81,7 @@ def relocate_artifacts(db: Path, old: str, new: str) -> None:
                            "WHERE substr(artifact_uri, 1, ?) = ?", (new, len(old) + 1, len(old) + 1, old + "/"))
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(UserError, RuntimeError):
     """The MLflow store cannot be reached when a stage starts; the message says what to do."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path, PurePosixPath
 
 from fashion_search.config import DeepFashionSettings
 from fashion_search.data.layout import CAPTIONS_FILE, FABRIC_FILE, IMAGES_DIR, PATTERN_FILE, SHAPE_FILE
+from fashion_search.errors import UserError
 from fashion_search.paths import project_root
 
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1An2c_ZCkeGmhJg0zUjtZF46vyJgQwIr2"
 LABEL_FILES = (SHAPE_FILE, FABRIC_FILE, PATTERN_FILE)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file could not be fetched or failed its check; the message says what to do instead."""
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from fashion_search.data.download import DownloadError
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR
+from fashion_search.errors import DataError
 
 REQUIRED_COLUMNS = ("image", "text", "item_ID")
 
@@ -26,11 +28,11 @@ def parquet_files(repo: str) -> list[Path]:
         try:
             local = Path(snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=["*.parquet"]))
         except Exception as error:  # offline, unknown repo, gated repo
-            raise ValueError(f"data.hf_repo={repo!r} could not be fetched ({error.__class__.__name__}: {error}); "
-                             "without network, point data.hf_repo at a local folder of its Parquet files") from error
+            raise DownloadError(f"data.hf_repo={repo!r} could not be fetched ({error.__class__.__name__}: {error}); "
+                                "without network, point data.hf_repo at a local folder of its Parquet files") from error
     files = sorted(local.rglob("*.parquet"))
     if not files:
-        raise ValueError(f"data.hf_repo={repo!r}: no Parquet files found in {local}")
+        raise DataError(f"data.hf_repo={repo!r}: no Parquet files found in {local}")
     return files
 
 
@@ -48,7 +50,7 @@ def fetch_hf(repo: str, out: Path) -> None:
         parquet = pq.ParquetFile(path)
         missing = [c for c in REQUIRED_COLUMNS if c not in parquet.schema_arrow.names]
         if missing:
-            raise ValueError(f"{path} lacks columns {missing}; expected the schema of Marqo/deepfashion-multimodal")
+            raise DataError(f"{path} lacks columns {missing}; expected the schema of Marqo/deepfashion-multimodal")
         for batch in parquet.iter_batches(batch_size=256, columns=list(REQUIRED_COLUMNS)):
             for row in batch.to_pylist():
                 name = f"{row['item_ID']}.jpg"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 IMAGES_DIR = "images"
 CAPTIONS_FILE = "captions.json"
-LABELS_DIR = "labels"
 SHAPE_FILE = "labels/shape/shape_anno_all.txt"
 FABRIC_FILE = "labels/texture/fabric_ann.txt"
 PATTERN_FILE = "labels/texture/pattern_ann.txt"

@@ -19,13 +19,14 @@ import pyarrow.parquet as pq
 from fashion_search.atomic import atomic_path
 from fashion_search.data.labels import read_labels
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, item_id_from_image_name
+from fashion_search.errors import DataError, UserError
 from fashion_search.images import is_readable
 
 PAIR_COLUMNS = ["image", "item_id", "caption", "input_ids", "n_tokens", "truncated", "segments"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
-class MissingInputError(FileNotFoundError):
+class MissingInputError(UserError, FileNotFoundError):
     """An input a stage needs is absent; the message names the stage that makes it."""
 
 
@@ -68,9 +69,9 @@ def read_captions(root: Path, counts: DataCounts, rejected: set[str] | None = No
     try:
         raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=keep_last_counting_duplicates)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid UTF-8 JSON ({error}); fix or re-download it") from None
+        raise DataError(f"{path} is not valid UTF-8 JSON ({error}); fix or re-download it") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path} must be a JSON object mapping image file name to caption")
+        raise DataError(f"{path} must be a JSON object mapping image file name to caption")
     captions: dict[str, str] = {}
     for name, caption in raw.items():
         if not isinstance(caption, str):
@@ -117,7 +118,7 @@ def build_pairs(root: Path) -> tuple[pd.DataFrame, DataCounts]:
     counts.pairs = len(rows)
     count_label_problems(root, present, counts)
     if not rows:
-        raise ValueError(f"no usable image-caption pairs under {root}: {counts.as_dict()}")
+        raise DataError(f"no usable image-caption pairs under {root}: {counts.as_dict()}")
     return pd.DataFrame(rows, columns=["image", "item_id", "caption"]), counts
 
 
@@ -133,7 +134,7 @@ def read_pairs(path: Path, made_by: str) -> pd.DataFrame:
     frame = pq.read_table(require(path, made_by)).to_pandas()
     missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}; rerun the '{made_by}' stage")
+        raise DataError(f"{path} lacks columns {missing}; rerun the '{made_by}' stage")
     if frame.empty:
-        raise ValueError(f"{path} has no rows; check the '{made_by}' stage's output and data/raw")
+        raise DataError(f"{path} has no rows; check the '{made_by}' stage's output and data/raw")
     return frame.reset_index(drop=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path
 from fashion_search.config import DataSettings
-from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR
+from fashion_search.config import ConfigError
 from fashion_search.data.download import fetch_deepfashion
 from fashion_search.data.hub import fetch_hf
+from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR
 from fashion_search.data.synthetic import generate_synthetic
 
 
@@ -30,6 +31,6 @@ def fetch_raw(settings: DataSettings, seed: int, out: Path) -> None:
 def copy_local(source: Path, out: Path) -> None:
     """A folder the user already has in the DeepFashion-MultiModal layout (images/, captions.json, labels/)."""
     if not (source / IMAGES_DIR).is_dir() or not (source / CAPTIONS_FILE).is_file():
-        raise ValueError(f"data.local_path={str(source)!r} must hold {IMAGES_DIR}/ and {CAPTIONS_FILE} "
-                         "(the DeepFashion-MultiModal layout)")
+        raise ConfigError(f"data.local_path={str(source)!r} must hold {IMAGES_DIR}/ and {CAPTIONS_FILE} "
+                          "(the DeepFashion-MultiModal layout)")
     shutil.copytree(source, out)

@@ -16,29 +16,17 @@ from typing import Any
 from fashion_search.config import EvaluateSettings, TextSettings, load_params, section, seed
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.data.pairs import read_pairs
-from fashion_search.evaluate.embed import embed_image_files, embed_texts, tokenize_queries
-from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+from fashion_search.embedding import embed_image_files, embed_texts, tokenize_queries
 from fashion_search.evaluate.measures import PROTOCOLS, gallery_description, measure
+from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.evaluate.retrieval import Retriever
-from fashion_search.models.clip import INFO_FILE, Checkpoint, load_checkpoint, load_pretrained
-from fashion_search.models.xattn import SCORER_CONFIG, CrossModalScorer, load_xattn
-
-
-def open_any_model(name: str) -> tuple[Checkpoint, CrossModalScorer | None]:
-    """An xattn directory, a checkpoint directory, or anything `from_pretrained` takes (a Hugging Face id)."""
-    path = Path(name)
-    if (path / SCORER_CONFIG).is_file():
-        xattn = load_xattn(path)
-        return xattn.encoder, xattn.scorer
-    if (path / INFO_FILE).is_file():
-        return load_checkpoint(path), None
-    return load_pretrained(name)
+from fashion_search.models.loader import load_model
 
 
 def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str], settings: EvaluateSettings,
               seed_value: int, fit: str, text: TextSettings, rerank_k: int) -> dict[str, Any]:
     """The chosen protocols' metrics for one model over every pair of `pairs_file`."""
-    checkpoint, scorer = open_any_model(model)
+    checkpoint, scorer = load_model(model)
     pairs = read_pairs(pairs_file, "tokenize")
     images = embed_image_files(checkpoint, [raw / IMAGES_DIR / name for name in pairs["image"]], fit,
                                settings.batch_size)

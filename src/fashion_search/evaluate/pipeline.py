@@ -10,17 +10,17 @@ from typing import Any
 import pandas as pd
 
 from fashion_search.config import EvaluateSettings, TextSettings
-from fashion_search.device import Runtime
 from fashion_search.data.layout import IMAGES_DIR
+from fashion_search.device import CPU, Runtime
+from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
 from fashion_search.evaluate.attributes import recall_by_attribute
-from fashion_search.evaluate.embed import embed_images, embed_texts, tokenize_queries
 from fashion_search.evaluate.grid import GridRow
 from fashion_search.evaluate.measures import Measured, measure
-from fashion_search.evaluate.retrieval import Retriever, search
-from fashion_search.models.clip import Checkpoint, load_checkpoint
-from fashion_search.models.xattn import CrossModalScorer, load_xattn
-from fashion_search.train.inputs import pair_pixels, pair_segments
-from fashion_search.train.loop import CPU, Pixels
+from fashion_search.evaluate.retrieval import Retriever, query_first, search
+from fashion_search.image_cache import Pixels
+from fashion_search.inputs import pair_pixels, pair_segments
+from fashion_search.models.clip import Checkpoint
+from fashion_search.models.loader import load_model
 
 GRID_COLUMNS = 5
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
@@ -47,19 +47,11 @@ class TestGallery:
         return self.raw / IMAGES_DIR / self.pairs["image"].iloc[index]
 
 
-def open_model(name: str, directory: Path) -> tuple[Checkpoint, CrossModalScorer | None]:
-    """The dual encoder, and for xattn the pair scorer that re-ranks its top candidates."""
-    if name == "xattn":
-        xattn = load_xattn(directory)
-        return xattn.encoder, xattn.scorer
-    return load_checkpoint(directory), None
-
-
 def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes: pd.DataFrame,
                    settings: EvaluateSettings, seed: int, queries: list[str], text: TextSettings,
                    rerank_k: int, runtime: Runtime = CPU) -> ModelResult:
     """Every measure, the by-attribute breakdown and the grid rows for one model."""
-    checkpoint, scorer = open_model(name, directory)
+    checkpoint, scorer = load_model(directory, name)
     images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
     texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
     measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings, seed)
@@ -68,8 +60,8 @@ def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes:
     query_tokens = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
     query_embeds = embed_texts(checkpoint, query_tokens, settings.batch_size, runtime)
     grid = []
+    score_pairs = query_first(scorer) if scorer is not None else None
     for query, embed in zip(queries, query_embeds):
-        score_pairs = (lambda text, image: scorer(image, text)) if scorer is not None else None
         hits, scores = search(embed, images, GRID_COLUMNS, score_pairs, rerank_k)
         grid.append((name, query, [(gallery.image_path(int(i)), float(s)) for i, s in zip(hits, scores)]))
     return ModelResult(measured, by_attribute, grid)

@@ -19,8 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-PairScorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PairScorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (queries, candidates) -> one score per pair
 DIRECTIONS = ("t2i", "i2t")
+
+
+def query_first(scorer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], direction: str = "t2i") -> PairScorer:
+    """A pair scorer called as `scorer(image, text)`, as `score_pairs(query, candidate)` for one direction."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    return (lambda text, image: scorer(image, text)) if direction == "t2i" else scorer
 
 
 @dataclass(frozen=True)
@@ -156,14 +163,13 @@ class Retriever:
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        score_pairs = query_first(self.scorer, direction) if self.scorer is not None else None
         t2i = direction == "t2i"
         queries, gallery = (texts, images) if t2i else (images, texts)
         groups = {name: (text_groups, image_groups) if t2i else (image_groups, text_groups)
                   for name, (image_groups, text_groups) in groupings.items()}
-        if self.scorer is None:
+        if score_pairs is None:
             return {name: group_ranks(queries, gallery, *pair, self.chunk_size, ks) for name, pair in groups.items()}
-        scorer = self.scorer
-        score_pairs = (lambda text, image: scorer(image, text)) if t2i else scorer
         candidates, scores = candidate_scores(queries, gallery, self.rerank_k, self.chunk_size, score_pairs)
         return {name: rerank_groups(queries, gallery, *pair, self.chunk_size, ks, candidates, scores)
                 for name, pair in groups.items()}
@@ -205,9 +211,16 @@ def search(query: torch.Tensor, gallery: torch.Tensor, k: int, score_pairs: Pair
     depth = max(k, rerank_k) if score_pairs is not None else k
     candidates = top_k(query.unsqueeze(0), gallery, depth, chunk_size=1)[0]
     if score_pairs is None:
-        scores = gallery[candidates] @ query
-    else:
-        scores = score_pairs(query.expand(len(candidates), -1), gallery[candidates])
-        order = torch.sort(scores, descending=True, stable=True).indices
-        candidates, scores = candidates[order], scores[order]
-    return candidates[:k], scores[:k]
+        return candidates[:k], gallery[candidates] @ query
+    return rerank_candidates(query, candidates, gallery[candidates], score_pairs, k)
+
+
+@torch.inference_mode()
+def rerank_candidates(query: torch.Tensor, candidates: torch.Tensor, candidate_embeds: torch.Tensor,
+                      score_pairs: PairScorer, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One query's retrieved candidates re-ordered by the pair scorer, best first, cut to k, with their
+    pair scores. The sort is stable: among equal scores the retriever's order stands. The grid of the
+    evaluate stage and the search service both re-rank through here."""
+    scores = score_pairs(query.expand(len(candidates), -1), candidate_embeds)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return candidates[order][:k], scores[order][:k]

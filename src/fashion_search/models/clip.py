@@ -21,6 +21,8 @@ from transformers import CLIPImageProcessorPil as CLIPImageProcessor
 from transformers.utils import logging as hf_logging
 
 from fashion_search.config import ModelSettings, TinyModelSettings
+from fashion_search.config import ConfigError
+from fashion_search.errors import UserError
 from fashion_search.images import PixelSpec
 from fashion_search.text import load_tokenizer
 
@@ -34,7 +36,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(UserError, RuntimeError):
     """A model that cannot be loaded; the message says what to do."""
 
 
@@ -119,11 +121,11 @@ def build_tiny(settings: TinyModelSettings, tokenizer: PreTrainedTokenizerBase, 
                seed: int) -> Checkpoint:
     """A randomly initialised small CLIP (seeded), with the project's own tokenizer."""
     if settings.embed_dim % settings.heads:
-        raise ValueError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
-                         f"model.tiny.heads ({settings.heads})")
+        raise ConfigError(f"model.tiny.embed_dim ({settings.embed_dim}) must be divisible by "
+                          f"model.tiny.heads ({settings.heads})")
     if settings.image_size % settings.patch_size:
-        raise ValueError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
-                         f"model.tiny.patch_size ({settings.patch_size})")
+        raise ConfigError(f"model.tiny.image_size ({settings.image_size}) must be divisible by "
+                          f"model.tiny.patch_size ({settings.patch_size})")
     torch.manual_seed(seed)
     model = CLIPModel(tiny_config(settings, tokenizer, max_tokens))
     return Checkpoint(model, tokenizer, tiny_processor(settings.image_size), {"trained_from": "scratch"})
@@ -192,7 +194,8 @@ def text_embeddings(model: CLIPModel, input_ids: torch.Tensor, attention_mask: t
 
 def mean_of_segments(segment_embeds: torch.Tensor, owner: torch.Tensor, captions: int) -> torch.Tensor:
     """One embedding per caption: the mean of its pieces' unit embeddings (a caption of one piece
-    keeps its own direction). `owner[i]` is the caption of piece i."""
+    keeps its own direction; the mean of several is shorter than 1). `owner[i]` is the caption of piece i."""
     unit = torch.nn.functional.normalize(segment_embeds, dim=-1)
-    total = torch.zeros(captions, unit.shape[1], dtype=unit.dtype, device=unit.device)
-    return total.index_add_(0, owner, unit)
+    total = torch.zeros(captions, unit.shape[1], dtype=unit.dtype, device=unit.device).index_add_(0, owner, unit)
+    pieces = torch.bincount(owner, minlength=captions).clamp(min=1).to(unit.dtype).unsqueeze(1)
+    return total / pieces

@@ -1,4 +1,8 @@
-"""The report's cross-modal attention model, built as an honest pair scorer.
+"""The xattn model: the report's cross-modal attention, built as an honest pair scorer.
+
+In code and docs the model is `xattn` (its stage, params and directory); `XattnScorer` is its
+transformer head, which scores one (image, text) pair; `XattnModel` is that head beside the dual
+encoder whose embeddings it reads.
 
 Each (image, text) pair becomes one sequence [CLS_img, image, CLS_txt, text] of
 L2-normalised CLIP embeddings, with zero-initialised CLS tokens and positional
@@ -26,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fashion_search.config import ConfigError
 from fashion_search.models.clip import (WEIGHTS_HASHES, Checkpoint, ModelNotFoundError, WeightsChangedError,
                                        file_sha256, load_checkpoint, verify_weights)
 
@@ -52,13 +57,13 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table
 
 
-class CrossModalScorer(nn.Module):
+class XattnScorer(nn.Module):
     """Scores (image, text) pairs; both inputs are CLIP embeddings of the same width."""
 
     def __init__(self, config: ScorerConfig) -> None:
         super().__init__()
         if config.dim % config.heads:
-            raise ValueError(f"xattn.heads ({config.heads}) must divide the embedding width ({config.dim})")
+            raise ConfigError(f"xattn.heads ({config.heads}) must divide the embedding width ({config.dim})")
         self.config = config
         self.cls_image = nn.Parameter(torch.zeros(config.dim))
         self.cls_text = nn.Parameter(torch.zeros(config.dim))
@@ -91,10 +96,10 @@ class CrossModalScorer(nn.Module):
         return self.forward(image, text).view(rows, cols)
 
 
-def new_scorer(dim: int, layers: int, heads: int, dropout: float, seed: int) -> CrossModalScorer:
+def new_scorer(dim: int, layers: int, heads: int, dropout: float, seed: int) -> XattnScorer:
     """A freshly initialised scorer; seeded so that reruns start from the same weights."""
     torch.manual_seed(seed)
-    return CrossModalScorer(ScorerConfig(dim=dim, layers=layers, heads=heads, dropout=dropout))
+    return XattnScorer(ScorerConfig(dim=dim, layers=layers, heads=heads, dropout=dropout))
 
 
 @dataclass
@@ -102,7 +107,7 @@ class XattnModel:
     """The dual encoder that retrieves, and the pair scorer that re-ranks its top candidates."""
 
     encoder: Checkpoint
-    scorer: CrossModalScorer
+    scorer: XattnScorer
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,7 @@ def load_xattn(directory: str | Path) -> XattnModel:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         verify_weights(directory, config.pop(WEIGHTS_HASHES, {}) if isinstance(config, dict) else {}, "train_xattn")
-        scorer = CrossModalScorer(ScorerConfig(**config))
+        scorer = XattnScorer(ScorerConfig(**config))
         scorer.load_state_dict(load_file(str(directory / SCORER_WEIGHTS)))
     except WeightsChangedError:
         raise

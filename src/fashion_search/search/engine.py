@@ -10,15 +10,17 @@ import numpy as np
 import torch
 
 from fashion_search.config import has_visible_text
-from fashion_search.evaluate.embed import embed_texts, tokenize_queries
+from fashion_search.embedding import embed_texts, tokenize_queries
+from fashion_search.errors import DataError, UserError
+from fashion_search.evaluate.retrieval import query_first, rerank_candidates
 from fashion_search.models.clip import Checkpoint
-from fashion_search.models.xattn import CrossModalScorer
+from fashion_search.models.loader import load_model
+from fashion_search.models.xattn import XattnScorer
 from fashion_search.search.index import QUERY_KEYS, REFERENCE_FILE, GalleryIndex, read_index, require_keys
-from fashion_search.search.served_model import load_model
 from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch
 
 
-class QueryError(ValueError):
+class QueryError(UserError, ValueError):
     """A query the engine cannot answer; the message says what to change."""
 
 
@@ -42,7 +44,7 @@ def repository_root(index_dir: Path, model_dir: str) -> Path:
 class SearchEngine:
     """Answers free-text queries over one gallery with the model that embedded it."""
 
-    def __init__(self, index: GalleryIndex, checkpoint: Checkpoint, scorer: CrossModalScorer | None,
+    def __init__(self, index: GalleryIndex, checkpoint: Checkpoint, scorer: XattnScorer | None,
                  root: Path, vectors: VectorSearch | None = None) -> None:
         self.index, self.checkpoint, self.scorer = index, checkpoint, scorer
         self.vectors = vectors or FaissSearch(index.faiss_index)
@@ -61,15 +63,15 @@ class SearchEngine:
         index = read_index(index_dir)
         require_keys(Path(index_dir) / REFERENCE_FILE, index.reference, QUERY_KEYS)
         root = repository_root(index_dir, index.reference["model_dir"]) if root is None else root
-        checkpoint, scorer = load_model(index.reference["model"], root / index.reference["model_dir"])
+        checkpoint, scorer = load_model(root / index.reference["model_dir"], index.reference["model"])
         vectors = MatmulSearch(index.embeddings) if exact else None
         return cls(index, checkpoint, scorer, root, vectors)
 
     def _check_width(self) -> None:
         width = self.checkpoint.model.config.projection_dim
         if width != self.index.reference["dim"]:
-            raise ValueError(f"the model embeds in {width} dimensions but the index holds "
-                             f"{self.index.reference['dim']}; rebuild it with `dvc repro index`")
+            raise DataError(f"the model embeds in {width} dimensions but the index holds "
+                            f"{self.index.reference['dim']}; rebuild it with `dvc repro index`")
 
     @property
     def model_name(self) -> str:
@@ -108,7 +110,6 @@ class SearchEngine:
         return [Hit(self.index.ids[row], float(score), self._paths[self.index.ids[row]])
                 for row, score in zip(rows, scores)]
 
-    @torch.inference_mode()
     def rank(self, text: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Dual-encoder retrieval; with a pair scorer, its top `rerank_k` re-ordered as in evaluation."""
         depth = max(k, self.index.reference.get("rerank_k") or 0) if self.scorer is not None else k
@@ -116,9 +117,8 @@ class SearchEngine:
         if self.scorer is None:
             return rows[:k], scores[:k]
         candidates = torch.from_numpy(self.index.embeddings[rows])
-        pair_scores = self.scorer(candidates, text.expand(len(rows), -1))
-        order = torch.sort(pair_scores, descending=True, stable=True).indices.numpy()
-        return rows[order][:k], pair_scores.numpy()[order][:k]
+        hits, pair_scores = rerank_candidates(text, torch.from_numpy(rows), candidates, query_first(self.scorer), k)
+        return hits.numpy(), pair_scores.numpy()
 
     def image_path(self, image_id: str) -> Path | None:
         """The file of a gallery image, looked up by id; never built from the id itself."""

@@ -24,12 +24,12 @@ import pyarrow.parquet as pq
 from fashion_search.atomic import atomic_path
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.data.pairs import require
-from fashion_search.evaluate.embed import embed_images
+from fashion_search.device import CPU, Runtime
+from fashion_search.embedding import embed_images
+from fashion_search.errors import DataError
+from fashion_search.inputs import pair_pixels
 from fashion_search.models.clip import Checkpoint
 from fashion_search.search.vectors import build_faiss, read_faiss, write_faiss
-from fashion_search.device import Runtime
-from fashion_search.train.inputs import pair_pixels
-from fashion_search.train.loop import CPU
 
 GALLERY_FILE = "gallery.parquet"
 REFERENCE_FILE = "index.json"
@@ -102,7 +102,7 @@ def read_index(directory: Path) -> GalleryIndex:
     faiss_index = read_faiss(require(Path(directory) / FAISS_FILE, "index"), reference["faiss"])
     sizes = {len(table), faiss_index.ntotal, reference["gallery_size"]}
     if embeddings.shape[1] != reference["dim"] or len(sizes) != 1:
-        raise ValueError(f"{directory}: the gallery, the FAISS index and {REFERENCE_FILE} disagree; "
-                         "rebuild it with `dvc repro index`")
+        raise DataError(f"{directory}: the gallery, the FAISS index and {REFERENCE_FILE} disagree; "
+                        "rebuild it with `dvc repro index`")
     return GalleryIndex(table.column("image").to_pylist(), table.column("path").to_pylist(),
                         np.ascontiguousarray(embeddings, dtype=np.float32), reference, faiss_index)

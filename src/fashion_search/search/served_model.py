@@ -1,4 +1,4 @@
-"""Which trained model the search service answers with, and loading it for embedding and re-ranking."""
+"""Which of the trained models the search service answers with."""
 
 from __future__ import annotations
 
@@ -6,34 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fashion_search.models.clip import Checkpoint, load_checkpoint
-from fashion_search.models.xattn import CrossModalScorer, load_xattn
+from fashion_search.errors import DataError
+from fashion_search.models import MODELS
 
-MODELS = ("baseline", "finetuned", "xattn")
 BEST_BY = "t2i_recall_at_10"
 STRICT = "strict"
 
 
 def best_model(metrics: dict[str, Any]) -> str:
-    """The model with the highest strict text-to-image Recall@10; the earliest wins a tie.
-
-    Reads both the flat layout ({model: {t2i_recall_at_10}}) and the per-protocol
-    one ({model: {strict: {t2i_recall_at_10}}}), so the service does not depend on
-    which of the two metrics/evaluate.json currently has.
-    """
-    scores = {name: _strict_recall(metrics[name]) for name in MODELS if isinstance(metrics.get(name), dict)}
-    scores = {name: score for name, score in scores.items() if score is not None}
+    """The model with the highest strict text-to-image Recall@10 in the evaluate stage's metrics
+    ({model: {strict: {t2i_recall_at_10}}}); the earliest wins a tie."""
+    scores = {name: float(metrics[name][STRICT][BEST_BY]) for name in MODELS
+              if isinstance(metrics.get(name), dict) and isinstance(metrics[name].get(STRICT), dict)
+              and BEST_BY in metrics[name][STRICT]}
     if not scores:
-        raise ValueError(f"no model in the evaluate metrics has {BEST_BY}; rerun `dvc repro evaluate`, "
-                         "or set serve.model to baseline, finetuned or xattn")
+        raise DataError(f"no model in the evaluate metrics has {STRICT} {BEST_BY}; rerun `dvc repro evaluate`, "
+                        "or set serve.model to baseline, finetuned or xattn")
     return max(scores, key=lambda name: (scores[name], -MODELS.index(name)))
-
-
-def _strict_recall(model_metrics: dict[str, Any]) -> float | None:
-    nested = model_metrics.get(STRICT)
-    if isinstance(nested, dict) and BEST_BY in nested:
-        return float(nested[BEST_BY])
-    return float(model_metrics[BEST_BY]) if BEST_BY in model_metrics else None
 
 
 def choose_model(requested: str, metrics_path: Path) -> str:
@@ -41,11 +30,3 @@ def choose_model(requested: str, metrics_path: Path) -> str:
     if requested != "best":
         return requested
     return best_model(json.loads(metrics_path.read_text(encoding="utf-8")))
-
-
-def load_model(name: str, directory: Path) -> tuple[Checkpoint, CrossModalScorer | None]:
-    """The dual encoder that embeds, and for xattn the pair scorer that re-ranks its candidates."""
-    if name == "xattn":
-        xattn = load_xattn(directory)
-        return xattn.encoder, xattn.scorer
-    return load_checkpoint(directory), None

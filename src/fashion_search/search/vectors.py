@@ -17,6 +17,9 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from fashion_search.config import ConfigError
+from fashion_search.errors import DataError
+
 AUTO_APPROXIMATE_FROM = 5_000  # `serve.faiss: auto` stays exact below this many images
 FASTSCAN_DIMS_PER_CODE = 2  # one 4-bit code per 2 dimensions: 1/16 of float32
 FASTSCAN_BITS = 4  # 16 centroids per code, so k-means needs at least 16 images
@@ -81,7 +84,7 @@ def build_faiss(embeddings: np.ndarray, kind: str) -> faiss.Index:
     elif kind == "ivf":
         index = _trained_ivf(vectors)
     else:
-        raise ValueError(f"unknown FAISS index kind {kind!r} (serve.faiss); expected exact, fastscan, ivf or hnsw")
+        raise DataError(f"unknown FAISS index kind {kind!r} (serve.faiss); expected exact, fastscan, ivf or hnsw")
     index.add(vectors)
     tune(index, kind)
     return index
@@ -96,8 +99,8 @@ def _trained_fastscan(vectors: np.ndarray) -> faiss.Index:
     """
     rows, dim = vectors.shape
     if rows < 2**FASTSCAN_BITS:
-        raise ValueError(f"serve.faiss: fastscan needs at least {2**FASTSCAN_BITS} images to train its "
-                         f"codebooks, the gallery has {rows}; use exact")
+        raise ConfigError(f"serve.faiss: fastscan needs at least {2**FASTSCAN_BITS} images to train its "
+                          f"codebooks, the gallery has {rows}; use exact")
     codes = dim // FASTSCAN_DIMS_PER_CODE if dim % FASTSCAN_DIMS_PER_CODE == 0 else dim
     scan = faiss.IndexPQFastScan(dim, codes, FASTSCAN_BITS, faiss.METRIC_INNER_PRODUCT)
     scan.pq.cp.min_points_per_centroid = 1  # else one warning per code under 624 images; re-scoring covers them

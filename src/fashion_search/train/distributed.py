@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from fashion_search.config import ConfigError
 from fashion_search.device import Runtime
 
 LAUNCHED_BY_TORCHRUN = "TORCHELASTIC_RUN_ID"
@@ -51,16 +52,16 @@ def current_world() -> World:
 
 def relaunch(processes: int, batch_size: int, batch_key: str) -> None:
     """With `processes` > 1 and not yet under torchrun, replace this process by torchrun running this
-    same script: DVC's stage command stays `python -P stages/<stage>.py`, one param switches it.
+    same script: DVC's stage command stays `python stages/<stage>.py`, one param switches it.
 
     A batch that does not split evenly is refused here, in one line naming both keys, not by every
     worker after torchrun has started them (a 40-line trace per rank)."""
     if processes > 1 and batch_size % processes:
-        raise ValueError(f"params.yaml: {batch_key}={batch_size} does not split evenly over runtime.processes="
-                         f"{processes}; use a batch size divisible by the number of processes")
+        raise ConfigError(f"params.yaml: {batch_key}={batch_size} does not split evenly over runtime.processes="
+                          f"{processes}; use a batch size divisible by the number of processes")
     if processes <= 1 or LAUNCHED_BY_TORCHRUN in os.environ:
         return
-    env = {**os.environ, "PYTHONSAFEPATH": "1"}  # what -P did: stages/tokenize.py must not shadow the stdlib
+    env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
                sys.argv[0], *sys.argv[1:]]
@@ -75,8 +76,8 @@ def join(runtime: Runtime) -> tuple[World, Runtime]:
         return world, runtime
     if runtime.device.type == "cuda":
         if world.local_rank >= torch.cuda.device_count():
-            raise ValueError(f"runtime.processes={world.size} but {torch.cuda.device_count()} GPU(s) are visible; "
-                             "use one process per GPU")
+            raise ConfigError(f"runtime.processes={world.size} but {torch.cuda.device_count()} GPU(s) are visible; "
+                              "use one process per GPU")
         runtime = dataclasses.replace(runtime, device=torch.device("cuda", world.local_rank))
         torch.cuda.set_device(runtime.device)
     if not dist.is_initialized():
@@ -119,8 +120,8 @@ def local_part(index: torch.Tensor, world: World) -> torch.Tensor:
     if world.size == 1:
         return index
     if len(index) % world.size:
-        raise ValueError(f"a batch of {len(index)} pairs (all the training pairs there are) does not split evenly "
-                         f"over runtime.processes={world.size}; use fewer processes")
+        raise ConfigError(f"a batch of {len(index)} pairs (all the training pairs there are) does not split evenly "
+                          f"over runtime.processes={world.size}; use fewer processes")
     return index.tensor_split(world.size)[world.rank]
 
 

@@ -15,9 +15,10 @@ from torch import nn
 from transformers import CLIPModel
 
 from fashion_search.device import Runtime
-from fashion_search.evaluate.embed import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts
+from fashion_search.image_cache import Pixels
 from fashion_search.models.clip import Checkpoint
-from fashion_search.train.loop import Pixels, Segments
+from fashion_search.text import Segments
 
 EMBED_BATCH_SIZE = 256  # without gradients or optimiser state far larger batches fit than in training
 

@@ -14,21 +14,17 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPModel, get_scheduler
 
-from fashion_search.config import TrainSettings
-from fashion_search.device import Runtime, pick_runtime
-from fashion_search.image_cache import PixelView
+from fashion_search.config import ConfigError, TrainSettings
+from fashion_search.device import Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
-from fashion_search.text import flatten_segments, pad_batch
-from fashion_search.train.distributed import (SINGLE, StepLoss, World, gather, local_part, mean_over_ranks,
-                                              synchronised)
+from fashion_search.text import Segments, flatten_segments, pad_batch
+from fashion_search.train.distributed import StepLoss, gather, local_part, mean_over_ranks, synchronised
 from fashion_search.train.loss import ContrastiveLoss, positives_from_codes
-from fashion_search.train.resume import Progress, StepCheckpoints, Trainer
+from fashion_search.train.resume import Progress, Trainer
+from fashion_search.train.session import EpochCallback, Session
 
-EpochCallback = Callable[[int, list[float]], None]
-Pixels = torch.Tensor | PixelView
-Segments = Sequence[Sequence[int]]  # one caption: its token id pieces
-CPU = pick_runtime("cpu")
 Batch = TypeVar("Batch")
 BatchLoss = Callable[[Batch], torch.Tensor]
 
@@ -82,86 +78,99 @@ def steps_per_epoch(n: int, batch_size: int, buckets: torch.Tensor | None = None
     return sum(max(1, int((buckets == b).sum()) // batch_size) for b in torch.unique(buckets).tolist())
 
 
-def prefetched(indices: Iterator[torch.Tensor], prepare: Callable[[torch.Tensor], Batch],
+def prefetched(indices: Iterator[torch.Tensor], make_batch: Callable[[torch.Tensor], Batch],
                workers: int) -> Iterator[Batch]:
-    """Batches prepared by `workers` threads ahead of the step that uses them, in order.
+    """Batches made by `workers` threads ahead of the step that uses them, in order.
 
     Gathering pixels from the memory-mapped cache, padding text and the pinned
-    copy to the GPU then overlap with the model's work; 0 prepares each batch inline.
+    copy to the GPU then overlap with the model's work; 0 makes each batch inline.
     """
     if workers == 0:
-        yield from map(prepare, indices)
+        yield from map(make_batch, indices)
         return
     with ThreadPoolExecutor(workers) as pool:
         pending: deque[Future] = deque()
         for index in indices:
-            pending.append(pool.submit(prepare, index))
+            pending.append(pool.submit(make_batch, index))
             if len(pending) > workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
-def optimise(prepare: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, groups: list[dict], n: int,
-             plan: Schedule, seed: int, desc: str, on_epoch: EpochCallback | None = None,
-             runtime: Runtime = CPU, *, parts: Sequence[nn.Module] = (), world: World = SINGLE,
-             checkpoints: StepCheckpoints | None = None, buckets: torch.Tensor | None = None) -> list[float]:
+def remaining_epochs(n: int, plan: Schedule, generator: torch.Generator, steps_done: int,
+                     buckets: torch.Tensor | None = None) -> Iterator[tuple[int, torch.Tensor, Iterator[torch.Tensor]]]:
+    """Each epoch still to run: its number, the shuffling generator as the epoch began, and its index
+    batches. A resumed run starts in the epoch it stopped in, replays that epoch's shuffle and skips
+    the batches it had done; every later epoch runs whole. Nothing else in the loop knows about resuming."""
+    per_epoch = steps_per_epoch(n, plan.batch_size, buckets)
+    for epoch in range(steps_done // per_epoch, plan.epochs):
+        epoch_start = generator.get_state()
+        done_in_epoch = max(0, steps_done - epoch * per_epoch)
+        yield epoch, epoch_start, itertools.islice(batches(n, plan.batch_size, generator, buckets), done_in_epoch, None)
+
+
+def optimise(make_batch: Callable[[torch.Tensor], Batch], batch_loss: BatchLoss, param_groups: list[dict], n: int,
+             plan: Schedule, seed: int, desc: str, session: Session, parts: Sequence[nn.Module] = (),
+             buckets: torch.Tensor | None = None) -> list[float]:
     """AdamW (the report's optimiser) with linear warm-up then constant or cosine decay,
     gradient clipping, mixed precision on GPU, batches prepared ahead, and one host
     synchronisation per epoch; returns every step's loss.
 
-    `parts` are the modules `batch_loss` runs; with several ranks (`world`) their gradients
-    are synchronised by DistributedDataParallel and each rank prepares its slice of the
-    batch. With `checkpoints`, the state is saved every few steps and a matching saved
+    `parts` are the modules `batch_loss` runs; with several ranks (`session.world`) their gradients
+    are synchronised by DistributedDataParallel and each rank makes its slice of the batch.
+    With `session.state`, the training state is saved every few steps and a matching saved
     state is resumed from.
     """
+    runtime, world, state = session.runtime, session.world, session.state
     if runtime.device.type == "cpu":
         # With two or more threads some backward passes (the gradient of a gather with repeated
         # indices) add in a varying order; the deterministic kernels make CPU reruns bit-identical.
         torch.use_deterministic_algorithms(True)
     if plan.batch_size % world.size:
-        raise ValueError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
-                         "use a batch_size divisible by the number of processes")
+        raise ConfigError(f"batch_size {plan.batch_size} does not split evenly over runtime.processes={world.size}; "
+                          "use a batch_size divisible by the number of processes")
     per_epoch = steps_per_epoch(n, plan.batch_size, buckets)
     total = plan.epochs * per_epoch
     fused = runtime.device.type == "cuda"  # one kernel for the whole update
-    optimizer = torch.optim.AdamW(groups, weight_decay=plan.weight_decay, fused=fused or None)
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=plan.weight_decay, fused=fused or None)
     name = "cosine" if plan.schedule == "cosine" else "constant_with_warmup"
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=plan.warmup_steps, num_training_steps=max(total, 1))
-    parameters = [p for group in groups for p in group["params"]]
+    parameters = [p for group in param_groups for p in group["params"]]
     trainer = Trainer(parameters, optimizer, scheduler, runtime.scaler(), runtime.device)
-    generator = torch.Generator().manual_seed(seed)
-    progress = checkpoints.restore(trainer) if checkpoints is not None else None
     step_loss = synchronised(StepLoss(batch_loss, parts), world, runtime)
+
+    def step(batch: Batch) -> torch.Tensor:
+        """Forward, backward, update; the loss (averaged over ranks) stays on the device."""
+        with runtime.autocast():
+            loss = step_loss(batch)
+        _update(trainer, loss, plan.grad_clip)
+        return mean_over_ranks(loss.detach())
+
+    generator = torch.Generator().manual_seed(seed)
+    resumed = state.restore(trainer) if state is not None else None
     losses: list[float] = []
-    if progress is not None:
-        losses = progress.losses
-        generator.set_state(progress.epoch_generator)
-        _replay_epochs(losses, per_epoch, on_epoch)
-    step = len(losses)
-    with tqdm(total=total, initial=step, desc=desc, unit="step", mininterval=1.0,
+    if resumed is not None:
+        losses = resumed.losses
+        generator.set_state(resumed.epoch_generator)
+        _replay_epochs(losses, per_epoch, session.on_epoch)
+    with tqdm(total=total, initial=len(losses), desc=desc, unit="step", mininterval=1.0,
               disable=None if world.main else True) as bar:
-        for epoch in range(step // per_epoch, plan.epochs):
-            epoch_generator, done = generator.get_state(), losses[epoch * per_epoch:]
-            order = itertools.islice(batches(n, plan.batch_size, generator, buckets), len(done), None)
-            local = (local_part(index, world) for index in order)
+        for epoch, epoch_start, indices in remaining_epochs(n, plan, generator, len(losses), buckets):
+            done = losses[epoch * per_epoch:]
             epoch_losses: list[torch.Tensor] = []
-            for batch in prefetched(local, prepare, plan.workers):
-                with runtime.autocast():
-                    loss = step_loss(batch)
-                _update(trainer, loss, plan.grad_clip)
-                epoch_losses.append(mean_over_ranks(loss.detach()))
-                step += 1
+            for batch in prefetched((local_part(index, world) for index in indices), make_batch, plan.workers):
+                epoch_losses.append(step(batch))
                 bar.update()
-                if checkpoints is not None and world.main and checkpoints.due(step, total):
-                    so_far = losses + torch.stack(epoch_losses).tolist()
+                steps = len(losses) + len(epoch_losses)
+                if state is not None and world.main and state.due(steps, total):
                     # At an epoch's end the next epoch starts from the generator as it is now.
-                    start = generator.get_state() if step % per_epoch == 0 else epoch_generator
-                    checkpoints.save(trainer, Progress(step, so_far, start))
-            values = done + (torch.stack(epoch_losses).tolist() if epoch_losses else [])
-            losses.extend(values[len(done):])
-            if on_epoch is not None:
-                on_epoch(epoch, values)
+                    start = generator.get_state() if steps % per_epoch == 0 else epoch_start
+                    state.save(trainer, Progress(steps, losses + torch.stack(epoch_losses).tolist(), start))
+            new = torch.stack(epoch_losses).tolist() if epoch_losses else []
+            losses.extend(new)
+            if session.on_epoch is not None:
+                session.on_epoch(epoch, done + new)
     return losses
 
 
@@ -230,9 +239,8 @@ def device_batch(pixels: Pixels, captions: Sequence[Segments], index: torch.Tens
 
 
 def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments],
-                      settings: TrainSettings, seed: int, on_epoch: EpochCallback | None = None,
-                      runtime: Runtime = CPU, world: World = SINGLE,
-                      checkpoints: StepCheckpoints | None = None, targets: TextTargets | None = None) -> list[float]:
+                      settings: TrainSettings, seed: int, session: Session | None = None,
+                      targets: TextTargets | None = None) -> list[float]:
     """Train both CLIP towers with symmetric InfoNCE at a fixed temperature; with several ranks
     each embeds its slice of the batch and the loss sees every rank's embeddings.
 
@@ -240,12 +248,14 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
     is its own image. With them, `captions` may hold several texts per image (`targets.image_rows`)
     and every image of the batch a text fits is a positive.
     """
+    session = session or Session()
+    runtime = session.runtime
     torch.manual_seed(seed)
-    model, spec = runtime.prepare(checkpoint.model.to(runtime.device).train()), checkpoint.pixel_spec
+    model, spec = runtime.compiled(checkpoint.model.to(runtime.device).train()), checkpoint.pixel_spec
     model.logit_scale.requires_grad_(False)  # the temperature is a setting, not learned
     loss_fn = ContrastiveLoss(settings.temperature)
 
-    def prepare(index: torch.Tensor) -> DeviceBatch:
+    def make_batch(index: torch.Tensor) -> DeviceBatch:
         return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime, targets)
 
     def batch_loss(batch: DeviceBatch) -> torch.Tensor:
@@ -258,9 +268,8 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip, settings.workers)
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": settings.lr}]
-    losses = optimise(prepare, batch_loss, groups, len(captions), plan, seed, "train", on_epoch, runtime,
-                      parts=[model], world=world, checkpoints=checkpoints,
+    param_groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": settings.lr}]
+    losses = optimise(make_batch, batch_loss, param_groups, len(captions), plan, seed, "train", session, parts=[model],
                       buckets=None if targets is None else targets.buckets)
     model.cpu().eval().requires_grad_(True)
     return losses

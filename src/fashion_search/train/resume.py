@@ -1,5 +1,6 @@
-"""Step checkpoints: a training stage killed mid-epoch resumes at its last saved step and
-ends with the weights an uninterrupted run would have had.
+"""Resumable training state: a training stage killed mid-epoch resumes at its last saved step and
+ends with the weights an uninterrupted run would have had. (A checkpoint, in this project, is a
+finished model directory; this is the state of a run in progress.)
 
     <dir>/state.json           fingerprint, steps done, the loss of every step so far, and the
                                optimiser's, scheduler's and gradient scaler's settings
@@ -58,7 +59,7 @@ class Progress:
 
 @dataclass
 class Trainer:
-    """The objects whose state a step checkpoint holds."""
+    """The objects whose state the training state holds."""
 
     parameters: Sequence[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
@@ -67,7 +68,7 @@ class Trainer:
     device: torch.device
 
 
-class StepCheckpoints:
+class TrainingState:
     """Save every `every` steps into `directory`; restore the newest state with this fingerprint."""
 
     def __init__(self, directory: Path, fingerprint: str, every: int) -> None:

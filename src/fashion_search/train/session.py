@@ -1,5 +1,5 @@
 """What every training stage does around its loop: one process or several under torchrun,
-MLflow on rank 0 only, step checkpoints to resume from, and outputs written once."""
+MLflow on rank 0 only, a training state to resume from, and outputs written once."""
 
 from __future__ import annotations
 
@@ -9,26 +9,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fashion_search.atomic import write_json
 from fashion_search.config import RuntimeSettings
-from fashion_search.device import Runtime, pick_runtime
-from fashion_search.stage import write_json
+from fashion_search.device import CPU, Runtime, pick_runtime
 from fashion_search.tracking import LossCurve, RunLogger, start_run
-from fashion_search.train.distributed import World, join, leave
-from fashion_search.train.resume import StepCheckpoints, fingerprint
+from fashion_search.train.distributed import SINGLE, World, join, leave
+from fashion_search.train.resume import TrainingState, fingerprint
+
+EpochCallback = Callable[[int, list[float]], None]
 
 LAUNCH_KEYS = {"processes", "checkpoint_every"}
 
 
 @dataclass
 class Session:
-    world: World
-    runtime: Runtime
-    checkpoints: StepCheckpoints
-    logger: RunLogger | None  # None on every rank but 0
+    """Where and how a training loop runs. The defaults are one process on the CPU that saves no
+    state and logs nothing, as tests and benchmarks call the loops."""
 
-    @property
-    def loss_curve(self) -> LossCurve | None:
-        return LossCurve(self.logger) if self.logger is not None else None
+    world: World = SINGLE
+    runtime: Runtime = CPU
+    state: TrainingState | None = None  # saved every few steps, resumed from when it matches
+    logger: RunLogger | None = None  # the stage's MLflow run; None on every rank but 0
+    on_epoch: EpochCallback | None = None  # each finished epoch's step losses (the MLflow loss curve)
 
     def finish(self, losses: list[float], save: Callable[[], None], metrics: Path,
                summary: dict[str, Any] | None = None) -> None:
@@ -41,23 +43,24 @@ class Session:
             self.logger.log_metrics({"final_loss": final})
         save()
         write_json(metrics, {"steps": len(losses), "final_loss": final, **(summary or {})})
-        self.checkpoints.finish(len(losses))
+        if self.state is not None:
+            self.state.finish(len(losses))
 
 
 @contextmanager
-def training_session(stage: str, tracked: dict[str, Any], runtime: RuntimeSettings, state: Path,
+def training_session(stage: str, tracked: dict[str, Any], runtime: RuntimeSettings, state_dir: Path,
                      checkpoint_every: int, inputs: Sequence[Path]) -> Iterator[Session]:
     """Joins the process group (the stage has re-executed itself under torchrun when
     `runtime.processes` > 1) and opens the stage's MLflow run on rank 0. `inputs` (and `tracked`)
-    fingerprint the step state."""
+    fingerprint the training state."""
     world, device = join(pick_runtime(runtime.device, runtime.precision, runtime.compile))
-    checkpoints = StepCheckpoints(state, fingerprint(_without_launch(tracked), inputs), checkpoint_every)
+    state = TrainingState(state_dir, fingerprint(_without_launch(tracked), inputs), checkpoint_every)
     try:
         if world.main:
             with start_run(stage, tracked) as logger:
-                yield Session(world, device, checkpoints, logger)
+                yield Session(world, device, state, logger, LossCurve(logger))
         else:
-            yield Session(world, device, checkpoints, None)
+            yield Session(world, device, state)
     finally:
         leave()
 

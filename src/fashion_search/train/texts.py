@@ -15,7 +15,8 @@ from transformers import PreTrainedTokenizerBase
 
 from fashion_search.data.alt_text import alt_texts
 from fashion_search.text import encode
-from fashion_search.train.loop import Segments, TextTargets
+from fashion_search.text import Segments
+from fashion_search.train.loop import TextTargets
 
 ITEM = "item"
 NOT_STATED, NOT_LABELLED = -1, -2

@@ -20,18 +20,18 @@ import torch.nn.functional as F
 from transformers import CLIPModel
 
 from fashion_search.config import XattnSettings
-from fashion_search.device import Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.models.clip import image_embeddings
-from fashion_search.models.xattn import CrossModalScorer, XattnModel
-from fashion_search.train.distributed import SINGLE, World, gather, own_rows
+from fashion_search.models.xattn import XattnModel, XattnScorer
+from fashion_search.text import Segments
+from fashion_search.train.distributed import gather, own_rows
 from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
-from fashion_search.train.loop import (CPU, DeviceBatch, EpochCallback, Pixels, Schedule, Segments, device_batch,
-                                       optimise)
+from fashion_search.train.loop import DeviceBatch, Schedule, device_batch, optimise
 from fashion_search.train.loss import symmetric_cross_entropy
-from fashion_search.train.resume import StepCheckpoints
+from fashion_search.train.session import Session
 
 
-def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
+def in_batch_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
                   rows: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over the scorer's B×B matrix: every other pair of the batch is a negative.
 
@@ -44,23 +44,23 @@ def in_batch_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Ten
     return (F.cross_entropy(i2t, rows) + F.cross_entropy(t2i, rows)) / 2
 
 
-def hard_negatives(image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
+def hard_negatives(image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
                    n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each text the n most similar images of other items, and for each image the n most similar texts."""
     with torch.no_grad():
         similarity = F.normalize(image.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T
-        similarity.masked_fill_(groups.unsqueeze(0) == groups.unsqueeze(1), float("-inf"))
+        similarity.masked_fill_(items.unsqueeze(0) == items.unsqueeze(1), float("-inf"))
         n = min(n, len(image) - 1)
         return similarity.topk(n, dim=0).indices.T, similarity.topk(n, dim=1).indices
 
 
-def hard_negative_loss(scorer: CrossModalScorer, image: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
+def hard_negative_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
                        negatives: int, temperature: float, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the positive against its hard negatives, text→image and image→text.
 
     Negatives come from the whole batch; with `rows` (one rank's share of a gathered batch) only
     those queries are scored, so the ranks split the scorer's work and their mean is the batch loss."""
-    images_for_text, texts_for_image = hard_negatives(image, text, groups, negatives)
+    images_for_text, texts_for_image = hard_negatives(image, text, items, negatives)
     if rows is not None:
         images_for_text, texts_for_image, image_queries, text_queries = (
             images_for_text[rows], texts_for_image[rows], image[rows], text[rows])
@@ -82,7 +82,7 @@ class PairBatch:
     and the pixels and tokens for the towers that train (None when both are locked)."""
 
     rows: torch.Tensor
-    groups: torch.Tensor
+    items: torch.Tensor
     inputs: DeviceBatch | None
 
 
@@ -93,43 +93,43 @@ def pair_embeddings(clip: CLIPModel, locked: LockedFeatures, batch: PairBatch) -
     return image, text
 
 
-def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments], groups: Sequence[int],
-                settings: XattnSettings, seed: int, on_epoch: EpochCallback | None = None,
-                runtime: Runtime = CPU, world: World = SINGLE,
-                checkpoints: StepCheckpoints | None = None) -> list[float]:
+def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments], items: Sequence[int],
+                settings: XattnSettings, seed: int, session: Session | None = None) -> list[float]:
     """Train the scorer (xattn.head_lr) and the unlocked encoder towers (xattn.lr, the report's 1e-6).
 
     Locked towers (xattn.lock_image, xattn.lock_text) embed every pair once, before the first step.
-    `groups` gives each pair's item: pairs of one item are never each other's negatives. With
+    `items` gives each pair's item id: pairs of one item are never each other's negatives. With
     several ranks each embeds its share of the batch, the embeddings are gathered, and each rank
     scores its own queries against candidates from the whole batch.
     """
+    session = session or Session()
+    runtime, world = session.runtime, session.world
     torch.manual_seed(seed)
-    clip, scorer = runtime.prepare(xattn.encoder.model.to(runtime.device)), xattn.scorer.to(runtime.device).train()
+    clip, scorer = runtime.compiled(xattn.encoder.model.to(runtime.device)), xattn.scorer.to(runtime.device).train()
     locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime)
     encoder_parameters = lock_towers(clip, settings.lock_image, settings.lock_text)
-    group_ids = torch.as_tensor(groups)
+    item_ids = torch.as_tensor(items)
 
-    def prepare(index: torch.Tensor) -> PairBatch:
+    def make_batch(index: torch.Tensor) -> PairBatch:
         inputs = None if locked.complete else device_batch(pixels, captions, index, xattn.encoder.pad_id,
                                                              xattn.encoder.pixel_spec, runtime)
-        return PairBatch(runtime.to_device(index), runtime.to_device(group_ids[index]), inputs)
+        return PairBatch(runtime.to_device(index), runtime.to_device(item_ids[index]), inputs)
 
     def batch_loss(batch: PairBatch) -> torch.Tensor:
         image, text = pair_embeddings(clip, locked, batch)
         rows = own_rows(len(batch.rows), world, image.device)
-        image, text, batch_groups = gather(image), gather(text), gather(batch.groups)
+        image, text, batch_items = gather(image), gather(text), gather(batch.items)
         if settings.negatives == 0:
             return in_batch_loss(scorer, image, text, settings.temperature, rows)
-        return hard_negative_loss(scorer, image, text, batch_groups, settings.negatives, settings.temperature, rows)
+        return hard_negative_loss(scorer, image, text, batch_items, settings.negatives, settings.temperature, rows)
 
     param_groups = [{"params": list(scorer.parameters()), "lr": settings.head_lr}]
     if encoder_parameters:
         param_groups.append({"params": encoder_parameters, "lr": settings.lr})
-    plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, "cosine",
+    plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip, settings.workers)
-    losses = optimise(prepare, batch_loss, param_groups, len(captions), plan, seed, "xattn", on_epoch, runtime,
-                      parts=[scorer, clip], world=world, checkpoints=checkpoints)
+    losses = optimise(make_batch, batch_loss, param_groups, len(captions), plan, seed, "xattn", session,
+                      parts=[scorer, clip])
     clip.cpu().eval().requires_grad_(True)
     scorer.cpu().eval()
     return losses

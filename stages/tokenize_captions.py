@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
-from fashion_search.atomic import atomic_path
+from fashion_search.atomic import atomic_path, write_json
 from fashion_search.config import load_params, section
 from fashion_search.data.pairs import build_pairs, write_pairs
-from fashion_search.stage import run, write_json
+from fashion_search.stage import run
 from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import pretrained_tokenizer, tokenize_pairs
 

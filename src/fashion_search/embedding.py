@@ -1,4 +1,6 @@
-"""Embedding a gallery of images and a list of texts with a checkpoint, in batches."""
+"""Embedding a gallery of images and a list of texts with a checkpoint, in batches.
+
+Training (locked towers), evaluation and the search index all embed through here."""
 
 from __future__ import annotations
 
@@ -8,17 +10,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fashion_search.device import Runtime
+from fashion_search.device import CPU, Runtime
+from fashion_search.image_cache import Pixels
 from fashion_search.images import load_pixels
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
-from fashion_search.text import flatten_segments, pad_batch, segment_caption
-from fashion_search.train.loop import CPU, Pixels, Segments
+from fashion_search.text import Segments, flatten_segments, pad_batch, segment_caption
 
 
 @torch.inference_mode()
 def embed_images(checkpoint: Checkpoint, pixels: Pixels, batch_size: int, runtime: Runtime = CPU) -> torch.Tensor:
     """L2-normalised image embeddings (fp32, on the CPU) of uint8 pixels (N, 3, S, S)."""
-    spec, model = checkpoint.pixel_spec, runtime.prepare(checkpoint.model.to(runtime.device).eval())
+    spec, model = checkpoint.pixel_spec, runtime.compiled(checkpoint.model.to(runtime.device).eval())
     parts = []
     for start in range(0, len(pixels), batch_size):
         batch = runtime.to_device(pixels[start:start + batch_size])
@@ -40,7 +42,7 @@ def embed_image_files(checkpoint: Checkpoint, paths: Sequence[Path], fit: str, b
 def embed_texts(checkpoint: Checkpoint, captions: Sequence[Segments], batch_size: int,
                 runtime: Runtime = CPU) -> torch.Tensor:
     """L2-normalised text embeddings of tokenized texts, each given as its pieces (usually one)."""
-    model, parts = runtime.prepare(checkpoint.model.to(runtime.device).eval()), []
+    model, parts = runtime.compiled(checkpoint.model.to(runtime.device).eval()), []
     for start in range(0, len(captions), batch_size):
         chunk = captions[start:start + batch_size]
         pieces, owner = flatten_segments(chunk)

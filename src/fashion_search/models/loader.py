@@ -1,0 +1,29 @@
+"""The one function that opens a model: the pipeline's own (by name) or any CLIP a user can name.
+
+Evaluation, the index and the search service open `baseline`, `finetuned` and `xattn`
+through `load_model`; `fashion-search benchmark` opens a model from outside the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fashion_search.models.clip import INFO_FILE, Checkpoint, load_checkpoint, load_pretrained
+from fashion_search.models.xattn import SCORER_CONFIG, XattnScorer, load_xattn
+
+
+def load_model(source: str | Path, name: str | None = None) -> tuple[Checkpoint, XattnScorer | None]:
+    """The dual encoder that embeds, and for xattn the pair scorer that re-ranks its top candidates.
+
+    `name` (one of `fashion_search.models.MODELS`) says which of the project's models the directory holds, so a missing
+    file is reported against the stage that writes it. Without it the directory decides: an xattn
+    directory, a project checkpoint directory, or else anything `from_pretrained` takes (a plain
+    save_pretrained CLIP directory, a Hugging Face id in the local cache).
+    """
+    path = Path(source)
+    if name == "xattn" or (name is None and (path / SCORER_CONFIG).is_file()):
+        xattn = load_xattn(path)
+        return xattn.encoder, xattn.scorer
+    if name is not None or (path / INFO_FILE).is_file():
+        return load_checkpoint(path), None
+    return load_pretrained(str(source)), None
