@@ -1,5 +1,6 @@
-"""Stage evaluate: every measure (strict, item level, Marqo protocol, small galleries, by attribute) for
-baseline, finetuned and xattn; Recall@K plots and the retrieval grid."""
+"""Stage evaluate: every measure (strict, item level, Marqo protocol, small galleries, by attribute, shopper
+queries) for baseline, finetuned and xattn on the test split, with intervals and paired differences; the
+figures `serve.select_by` chooses by, on the validation split; Recall@K plots and the retrieval grid."""
 
 import argparse
 from pathlib import Path
@@ -13,7 +14,8 @@ from fashion_search.device import pick_runtime
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description
-from fashion_search.evaluate.pipeline import TestGallery, evaluate_model, flat_metric_names
+from fashion_search.evaluate.pipeline import (ShopperGallery, TestGallery, evaluate_model, flat_metric_names,
+                                              paired_differences, test_metrics, validate_model)
 from fashion_search.models import MADE_BY, MODELS
 from fashion_search.stage import run
 from fashion_search.tracking import start_run
@@ -30,6 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in MODELS:
         parser.add_argument(f"--{name}", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True, help="to tell which shopper combinations no training "
+                        "image shows")
+    parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--raw", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
@@ -44,15 +49,25 @@ def main() -> None:
     runtime_settings = section(params, "runtime")
     runtime = pick_runtime(runtime_settings.device, runtime_settings.precision, runtime_settings.compile)
     gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit, require(args.cache, "cache_images"))
+    validation = TestGallery(read_pairs(args.val, "split"), args.raw, image.fit, args.cache)
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
+    train_images = read_pairs(args.train, "split")["image"].tolist()
+    shopper = ShopperGallery.build(gallery.pairs["image"].tolist(), args.raw, settings, seed_value, train_images)
+    shopper_validation = ShopperGallery.build(validation.pairs["image"].tolist(), args.raw, settings, seed_value)
 
     with start_run("evaluate", stage_params(params, "evaluate")) as logger:
-        results = {name: evaluate_model(name, require(getattr(args, name), MADE_BY[name]), gallery, attributes,
-                                        settings, seed_value, queries, text, rerank_k, runtime)
+        directories = {name: require(getattr(args, name), MADE_BY[name]) for name in MODELS}
+        results = {name: evaluate_model(name, directories[name], gallery, attributes, settings, seed_value, queries,
+                                        text, rerank_k, runtime, shopper)
                    for name in MODELS}
-        metrics = {name: result.measured.metrics for name, result in results.items()}
+        metrics = {name: test_metrics(result, seed_value) for name, result in results.items()}
+        metrics["differences"] = paired_differences(results, seed_value)
+        metrics["validation"] = {name: validate_model(name, directories[name], validation, shopper_validation,
+                                                      settings, seed_value, text, rerank_k, runtime)
+                                 for name in MODELS}
         metrics["gallery"] = gallery_description(gallery.pairs, settings)
+        metrics["gallery"]["validation_size"] = len(validation.pairs)
         by_attribute = {name: result.by_attribute for name, result in results.items()}
         by_attribute["unlabelled_queries"] = unlabelled_queries(attributes)
         logger.log_metrics(flat_metric_names(metrics))

@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from fashion_search.config import load_params, section
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.device import pick_runtime
@@ -18,6 +20,7 @@ def main() -> None:
     for name in MODELS:
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--raw", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
@@ -28,16 +31,18 @@ def main() -> None:
     serve, image, text = section(params, "serve"), section(params, "image"), section(params, "text")
     rerank_k = section(params, "xattn").rerank_k
 
-    model = choose_model(serve.model, require(args.metrics, "evaluate"))
+    model = choose_model(serve.model, require(args.metrics, "evaluate"), serve.select_by)
     model_dir = require(getattr(args, model), MADE_BY[model])
     checkpoint, scorer = load_model(model_dir, model)
-    pairs = gallery_pairs(read_pairs(args.train, "split"), read_pairs(args.test, "split"), serve.gallery)
+    not_test = pd.concat([read_pairs(args.train, "split"), read_pairs(args.val, "split")], ignore_index=True)
+    pairs = gallery_pairs(not_test, read_pairs(args.test, "split"), serve.gallery)
     runtime = section(params, "runtime")
     embeddings = embed_gallery(checkpoint, pairs, args.raw, image.fit, serve.batch_size,
                                require(args.cache, "cache_images"),
                                pick_runtime(runtime.device, runtime.precision, runtime.compile))
     reference = {
         "model": model, "model_dir": model_dir.as_posix(), "gallery": serve.gallery,
+        "selected_by": f"validation {serve.select_by}" if serve.model == "best" else "serve.model",
         "faiss": resolve_kind(serve.faiss, len(pairs)), "max_tokens": text.max_tokens,
         "long_text": text.long_text, "image_fit": image.fit,
         "rerank_k": rerank_k if scorer is not None else None, "examples": serve.examples,

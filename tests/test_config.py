@@ -97,8 +97,11 @@ def test_test_size_of_one_is_refused_naming_the_key(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "1.0")))
     with pytest.raises(ConfigError, match=r"split\.test_size is 1\.0; it must be < 1\.0"):
         section(params, "split")
-    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "0.999")))
-    assert section(params, "split").test_size == 0.999
+    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "0.85")))
+    assert section(params, "split").test_size == 0.85
+    params = load_params(write(tmp_path, set_value(base_text(), "split.test_size", "0.95")))
+    with pytest.raises(ConfigError, match=r"split\.test_size \(0\.95\) \+ split\.val_size \(0\.1\) must be < 1"):
+        section(params, "split")
 
 
 @pytest.mark.parametrize("value", ["-1", "4294967296"])

@@ -16,9 +16,9 @@ from ruamel.yaml import YAML
 from fashion_search.data.synthetic import generate_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
-# images, captions.json and the shape/fabric/pattern label files are the same bytes as before the colour
-# file was added (the synthetic source's garment colours, for the shopper protocol's colour queries)
-DEFAULT_RAW_SHA256 = "3f43babf211edccbf88bcf8d34b0234ca310d9374c662013fbc542cbc54134b6"
+# images, captions.json and the shape/fabric/pattern label files are the same bytes as before the garment
+# file was added (the synthetic source's garment colours and skirt-or-trousers, for the shopper protocol)
+DEFAULT_RAW_SHA256 = "5ba21b216fb947231f594486ce2a28ce5b549fce03f5c2581415d02c1a091fe7"
 
 
 def tree_sha256(root: Path) -> str:

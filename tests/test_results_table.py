@@ -59,10 +59,44 @@ def test_marqo_table_puts_published_rows_beside_ours() -> None:
     lines = render_table(_metrics()).splitlines()
     marqo = _table_after(lines, "**Marqo protocol**")
     assert marqo[0] == "| Model | Images | R@1 | R@10 | MRR@10 | AvgRecall |"
-    assert marqo[2] == ("| Baseline (zero-shot; tiny: trained here from scratch) | 99 (test split) | 0.250 | 0.750 "
+    assert marqo[2] == ("| Baseline (pretrained: zero-shot; tiny: trained here from scratch) | 99 (test split) | 0.250 | 0.750 "
                         "| 0.400 | 0.500 |")
     assert len(marqo) == 2 + 3 + len(PUBLISHED_MARQO)
     assert "| Marqo-FashionSigLIP (published, zero-shot) | 42,537 | 0.007 | 0.031 | 0.015 | 0.019 |" in marqo
+
+
+def _with_shopper(metrics: dict) -> dict:
+    family = {"combinations": 12, "queries": 36, "base_rate": 0.04, "precision_at_10": 0.5, "precision_at_10_low": 0.4,
+              "precision_at_10_high": 0.6, "ndcg_at_10": 0.55, "ndcg_at_10_low": 0.45, "ndcg_at_10_high": 0.65,
+              "recall_at_50": 0.7, "binding_errors_at_10": 0.02, "chance_precision_at_10": 0.04}
+    headline = {key: value for key, value in family.items() if key not in ("combinations", "queries")}
+    for name, scale in (("baseline", 1.0), ("finetuned", 0.5), ("xattn", 0.5)):
+        metrics[name]["shopper"] = {"headline": {**headline, "precision_at_10": 0.5 * scale},
+                                    "families": {"2_attributes": {**family, "unseen_in_training": {
+                                        "combinations": 2, "precision_at_10": 0.25, "ndcg_at_10": 0.3}}}}
+    metrics["differences"] = {"finetuned_vs_baseline": {"shopper_precision_at_10": {
+        "mean": -0.25, "low": -0.3, "high": -0.2, "excludes_0": True}}}
+    metrics["validation"] = {name: {"shopper_ndcg_at_10": 0.1 * (i + 1)} for i, name in enumerate(
+        ("baseline", "finetuned", "xattn"))}
+    metrics["gallery"]["validation_size"] = 42
+    return metrics
+
+
+def test_shopper_difference_and_validation_tables() -> None:
+    lines = render_table(_with_shopper(_metrics())).splitlines()
+    shopper = _table_after(lines, "**Shopper protocol**")
+    assert shopper[2].startswith("| Baseline") and "| 0.500 [0.400–0.600] | 0.550 [0.450–0.650] |" in shopper[2]
+    assert shopper[-1] == "| Chance (base rate) | 0.040 | 0.040 | | |"
+    families = _table_after(lines, "| Family |")
+    assert families[0] == "| 2 attributes | 12 | 0.040 | 0.500 | 0.500 | 0.500 | 2, 0.250 |"
+    assert "| finetuned − baseline | shopper precision at 10 | -0.250 [-0.300, -0.200] | yes |" in lines
+    validation = _table_after(lines, "**Validation split**")
+    assert validation[4].startswith("| Cross-modal attention") and validation[4].endswith("| 0.300 |")
+    assert "(42 images)" in next(line for line in lines if line.startswith("**Validation split**"))
+
+
+def test_without_shopper_figures_the_tables_are_left_out() -> None:
+    assert "Shopper protocol" not in render_table(_metrics())
 
 
 def test_update_replaces_only_the_marked_block(tmp_path: Path) -> None:

@@ -63,16 +63,17 @@ def build_search_project(root: Path) -> Path:
     tokenizer = build_tokenizer(pairs["caption"], TINY_MODEL.vocab_size, MAX_TOKENS)
     pairs, _ = tokenize_pairs(pairs, tokenizer, MAX_TOKENS)
     items = sorted(pairs["item_id"].unique())
-    test_items = set(items[: len(items) // 2])
-    write_pairs(pairs[~pairs["item_id"].isin(test_items)], root / "data/processed/train.parquet")
+    test_items, val_items = set(items[: len(items) // 2]), set(items[len(items) // 2:len(items) // 2 + 1])
+    write_pairs(pairs[~pairs["item_id"].isin(test_items | val_items)], root / "data/processed/train.parquet")
+    write_pairs(pairs[pairs["item_id"].isin(val_items)], root / "data/processed/val.parquet")
     write_pairs(pairs[pairs["item_id"].isin(test_items)], root / "data/processed/test.parquet")
     build_cache(pairs["image"].tolist(), root / RAW / "images", TINY_MODEL.image_size, "pad", root / "data/cache/images")
     checkpoint = build_tiny(TINY_MODEL, tokenizer, MAX_TOKENS, seed=0)
     for name in ("baseline", "finetuned"):
         checkpoint.save(root / "models" / name)
     XattnModel(checkpoint, new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0).eval()).save(root / "models/xattn")
-    metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.1}}, "finetuned": {"strict": {"t2i_recall_at_10": 0.3}},
-               "xattn": {"strict": {"t2i_recall_at_10": 0.2}}, "gallery": {"size": 1}}
+    metrics = {"validation": {"baseline": {"shopper_ndcg_at_10": 0.1}, "finetuned": {"shopper_ndcg_at_10": 0.3},
+                              "xattn": {"shopper_ndcg_at_10": 0.2}}, "gallery": {"size": 1}}
     (root / "metrics").mkdir()
     (root / "metrics/evaluate.json").write_text(json.dumps(metrics), encoding="utf-8")
     test = gallery_pairs(pairs, pairs[pairs["item_id"].isin(test_items)], "test")
@@ -90,25 +91,30 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- which model serves ----------------------------------------------------------------------------
 
-def test_best_model_reads_the_per_protocol_layout() -> None:
-    metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.2}, "item": {"t2i_recall_at_10": 0.9}},
+def test_best_model_is_chosen_on_validation_never_on_test() -> None:
+    metrics = {"baseline": {"strict": {"t2i_recall_at_10": 0.9}, "item": {"t2i_recall_at_10": 0.9}},
                "finetuned": {"strict": {"t2i_recall_at_10": 0.3}},
-               "xattn": {"strict": {"t2i_recall_at_10": 0.6}, "marqo": {"t2i_recall_at_10": 0.1}}}
-    assert best_model(metrics) == "xattn"
+               "xattn": {"strict": {"t2i_recall_at_10": 0.1}},
+               "validation": {"baseline": {"shopper_ndcg_at_10": 0.2, "item_t2i_recall_at_10": 0.7},
+                              "finetuned": {"shopper_ndcg_at_10": 0.4, "item_t2i_recall_at_10": 0.5},
+                              "xattn": {"shopper_ndcg_at_10": 0.3, "item_t2i_recall_at_10": 0.6}}}
+    assert best_model(metrics, "shopper_ndcg_at_10") == "finetuned"  # the test figures favour baseline
+    assert best_model(metrics, "item_t2i_recall_at_10") == "baseline"
 
 
 def test_best_model_breaks_a_tie_towards_the_earlier_model() -> None:
-    tied = {name: {"strict": {"t2i_recall_at_10": 0.5}} for name in ("xattn", "finetuned", "baseline")}
-    assert best_model(tied) == "baseline"
+    tied = {"validation": {name: {"shopper_ndcg_at_10": 0.5} for name in ("xattn", "finetuned", "baseline")}}
+    assert best_model(tied, "shopper_ndcg_at_10") == "baseline"
 
 
-def test_best_model_without_recall_says_what_to_do() -> None:
+def test_best_model_without_the_validation_figure_says_what_to_do() -> None:
     with pytest.raises(ValueError, match="serve.model"):
-        best_model({"gallery": {"size": 3}})
+        best_model({"gallery": {"size": 3}, "baseline": {"strict": {"t2i_recall_at_10": 0.5}}},
+                   "shopper_ndcg_at_10")
 
 
 def test_a_named_model_is_served_without_reading_metrics(tmp_path: Path) -> None:
-    assert choose_model("xattn", tmp_path / "absent.json") == "xattn"
+    assert choose_model("xattn", tmp_path / "absent.json", "shopper_ndcg_at_10") == "xattn"
 
 
 # --- which images ----------------------------------------------------------------------------------
@@ -226,8 +232,9 @@ def _stage_params(root: Path, serve: dict) -> None:
 
 def _run_index_stage(root: Path, out: str) -> subprocess.CompletedProcess[str]:
     args = ["--baseline", "models/baseline", "--finetuned", "models/finetuned", "--xattn", "models/xattn",
-            "--train", "data/processed/train.parquet", "--test", "data/processed/test.parquet",
-            "--raw", "data/raw", "--cache", "data/cache/images", "--metrics", "metrics/evaluate.json", "--out", out]
+            "--train", "data/processed/train.parquet", "--val", "data/processed/val.parquet",
+            "--test", "data/processed/test.parquet", "--raw", "data/raw", "--cache", "data/cache/images",
+            "--metrics", "metrics/evaluate.json", "--out", out]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     return subprocess.run([sys.executable, str(REPO / "stages/index.py"), *args], cwd=root,
                           env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
@@ -238,9 +245,10 @@ def test_index_stage_serves_the_best_model_over_every_image(project: Path) -> No
     result = _run_index_stage(project, "models/index-stage")
     assert result.returncode == 0, result.stderr
     index = read_index(project / "models/index-stage")
-    everything = len(pd.read_parquet(project / "data/processed/train.parquet")) + len(
-        pd.read_parquet(project / "data/processed/test.parquet"))
-    assert index.reference["model"] == "finetuned"  # the best t2i Recall@10 in the fixture's metrics
+    everything = sum(len(pd.read_parquet(project / f"data/processed/{side}.parquet"))
+                     for side in ("train", "val", "test"))
+    assert index.reference["model"] == "finetuned"  # the best validation shopper nDCG@10 in the fixture's metrics
+    assert index.reference["selected_by"] == "validation shopper_ndcg_at_10"
     assert index.reference["model_dir"] == "models/finetuned"
     assert (index.reference["gallery"], index.reference["faiss"]) == ("all", "fastscan")
     assert len(index.ids) == everything == index.reference["gallery_size"]

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from fashion_search.data.alt_text import alt_texts
-from fashion_search.data.attributes import COLUMNS, available_columns, image_attributes, nouns_of
+from fashion_search.data.attributes import (COLUMNS, LOWER_TYPE_OF_CATEGORY, available_columns, image_attributes,
+                                            nouns_of)
 from fashion_search.data.labels import ImageLabels, write_labels
 from fashion_search.data.synthetic import draw_items, generate_synthetic
 from fashion_search.evaluate import shopper
@@ -23,7 +24,8 @@ from fashion_search.evaluate.shopper import Combination
 
 def _image(category: str = "Skirts", gender: str = "women", **values: str | None) -> dict[str, str | None]:
     row: dict[str, str | None] = dict.fromkeys(COLUMNS)
-    row.update({"gender": gender, "category": category, "lower_length": "medium short", **values})
+    row.update({"gender": gender, "category": category, "lower_length": "medium short",
+                "lower_type": LOWER_TYPE_OF_CATEGORY.get(category), **values})
     return row
 
 
@@ -37,21 +39,23 @@ def test_floral_skirt_is_bound_to_the_skirt() -> None:
         _image(lower_pattern="pure color", upper_pattern="floral"),  # a floral top over a plain skirt
         _image("Dresses", upper_pattern="floral", lower_pattern="floral"),  # a floral dress: not a skirt
         _image(lower_pattern="striped", upper_pattern="striped"),
+        _image("Blouses_Shirts", lower_type="skirt", lower_pattern="floral"),  # a blouse over a floral skirt
     )
     floral_skirt = Combination("skirt", (("pattern", "floral"),))
-    assert shopper.relevant(attributes, floral_skirt).tolist() == [True, False, False, False]
-    assert shopper.binding_errors(attributes, floral_skirt).tolist() == [False, True, False, False]
+    assert shopper.relevant(attributes, floral_skirt).tolist() == [True, False, False, False, True]
+    assert shopper.binding_errors(attributes, floral_skirt).tolist() == [False, True, False, False, False]
 
 
-def test_one_piece_garments_read_their_upper_labels_and_denim_products_split_by_length() -> None:
+def test_nouns_name_what_the_picture_shows() -> None:
     attributes = _frame(_image("Dresses", upper_colour="red", lower_colour="red"),
                         _image("Dresses", upper_colour="blue"),
-                        _image("Denim", lower_length="long"), _image("Denim", lower_length="three-point"))
+                        _image("Denim", lower_length="long", lower_fabric="denim"),
+                        _image("Denim", lower_length="three-point", lower_fabric="denim"))
     assert shopper.relevant(attributes, Combination("dress", (("colour", "red"),))).tolist() == [
         True, False, False, False]
-    assert [nouns_of(c, n) for c, n in zip(attributes["category"], attributes["lower_length"])] == [
-        ["dress"], ["dress"], ["jeans"], ["shorts"]]
-    assert nouns_of("Sweaters", None) == ["top", "sweater"]
+    assert nouns_of(attributes) == [["dress"], ["dress"], ["top", "jeans"], ["top", "shorts"]]
+    # what the picture shows: a sweater over a skirt is a top, a sweater and a skirt
+    assert nouns_of(_frame(_image("Sweaters", lower_type="skirt"))) == [["top", "sweater", "skirt"]]
 
 
 def test_negated_colour_needs_a_known_other_colour() -> None:
@@ -157,7 +161,7 @@ def test_real_layout_gives_no_colour_families(tmp_path: Path) -> None:
 def test_hub_mirror_schema_has_only_gender_and_category(tmp_path: Path) -> None:
     names = _real_layout(tmp_path, with_labels=False)  # the Hub mirror: images and captions, no label files
     attributes = image_attributes(tmp_path, names)
-    assert set(available_columns(attributes)) == {"gender", "category"}
+    assert set(available_columns(attributes)) == {"gender", "category", "lower_type"}  # all from the file name
     families = {f.name: f for f in shopper.build_families(attributes, 5, 100, 0)}
     assert "3_attributes" not in families
     assert {m[0] for c in families["2_attributes"].combinations for m in c.modifiers} == {"gender"}

@@ -48,7 +48,8 @@ FINETUNE_ARGS = ("--baseline", "models/baseline", "--train", "data/processed/tra
                  "--cache", "data/cache/images", "--out", "models/finetuned", "--metrics", "metrics/finetune.json",
                  "--state", "checkpoints/finetune")
 SPLIT_ARGS = ("--pairs", "data/interim/captions.parquet", "--train", "data/processed/train.parquet",
-              "--test", "data/processed/test.parquet", "--metrics", "metrics/split.json")
+              "--val", "data/processed/val.parquet", "--test", "data/processed/test.parquet",
+              "--metrics", "metrics/split.json")
 pytestmark = pytest.mark.slow
 
 

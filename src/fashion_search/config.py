@@ -120,6 +120,20 @@ class TrainSettings:
     grad_clip: float = dataclasses.field(metadata=rule(low=0.0))
     workers: int = dataclasses.field(metadata=rule(low=0, high=64))  # threads preparing batches ahead
     checkpoint_every: int = dataclasses.field(metadata=rule(low=0))  # steps between resumable states; 0: none
+    # short texts written from each image's labels, besides its caption (data/alt_text.py); 0: captions only
+    alt_texts: int = dataclasses.field(metadata=rule(low=0, high=64))
+    # pair: a text's only positive is its own image (CLIP, the report); labels: every batch image it fits
+    positives: str = dataclasses.field(metadata=rule(choices=("pair", "labels")))
+    # weight of the attribute heads' labelled loss beside the contrastive one (train.heads); 0: none
+    label_weight: float = dataclasses.field(metadata=rule(low=0.0, high=100.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShopperSettings:
+    """The shopper protocol (evaluate/shopper.py): short queries from the labels."""
+
+    min_relevant: int = dataclasses.field(metadata=rule(low=10))  # relevant gallery images a combination needs
+    max_queries: int = dataclasses.field(metadata=rule(low=1))  # combinations per family, sampled with the seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +186,7 @@ class EvaluateSettings:
     gallery_size: int = dataclasses.field(metadata=rule(low=2))  # small random galleries (the report's batch: 32)
     gallery_draws: int = dataclasses.field(metadata=rule(low=1, high=10000))
     marqo_queries: int = dataclasses.field(metadata=rule(low=1))  # unique captions sampled as queries (Marqo: 2,000)
+    shopper: ShopperSettings
 
     def __post_init__(self) -> None:
         """Each k names a metric (recall_at_k) and a point of the plotted curves."""
@@ -184,11 +199,16 @@ class EvaluateSettings:
             raise ConfigError(f"params.yaml: evaluate.ks lists {repeated} more than once; give distinct values")
 
 
+SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_recall_at_10")
+
+
 @dataclasses.dataclass(frozen=True)
 class ServeSettings:
     """The search service: which model answers, over which images, through which vector index."""
 
     model: str = dataclasses.field(metadata=rule(choices=("best", "baseline", "finetuned", "xattn")))
+    # what `best` is decided by, on the validation split (metrics/evaluate.json: validation)
+    select_by: str = dataclasses.field(metadata=rule(choices=SELECTION_METRICS))
     gallery: str = dataclasses.field(metadata=rule(choices=("test", "all")))
     faiss: str = dataclasses.field(metadata=rule(choices=("auto", "exact", "fastscan", "ivf", "hnsw")))
     batch_size: int = dataclasses.field(metadata=rule(low=1))
@@ -233,8 +253,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "finetune": ("seed", "runtime", "image.fit", "finetune"),
     "train_xattn": ("seed", "runtime", "image.fit", "xattn"),
     "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "xattn.rerank_k"),
-    "index": ("runtime", "image.fit", "text", "xattn.rerank_k", "serve.model", "serve.gallery", "serve.faiss",
-              "serve.batch_size", "serve.examples"),
+    "index": ("runtime", "image.fit", "text", "xattn.rerank_k", "serve.model", "serve.select_by", "serve.gallery",
+              "serve.faiss", "serve.batch_size", "serve.examples"),
 }
 
 

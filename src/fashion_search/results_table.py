@@ -11,7 +11,7 @@ from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_
 from fashion_search.models import MODELS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-LABELS = {"baseline": "Baseline (zero-shot; tiny: trained here from scratch)",
+LABELS = {"baseline": "Baseline (pretrained: zero-shot; tiny: trained here from scratch)",
           "finetuned": "Fine-tuned (symmetric InfoNCE, T=0.1)",
           "xattn": "Cross-modal attention (re-ranks the dual encoder's top k)"}
 
@@ -50,18 +50,102 @@ def _marqo_table(metrics: dict) -> list[str]:
     return lines
 
 
+FAMILY_LABELS = {"1_attribute": "1 attribute (garment)", "2_attributes": "2 attributes", "3_attributes": "3 attributes",
+                 "synonyms": "synonyms", "unseen_words": "unseen words", "negation": "negation"}
+
+
+def _interval(row: dict, name: str) -> str:
+    return f"{row[name]:.3f} [{row[f'{name}_low']:.3f}–{row[f'{name}_high']:.3f}]"
+
+
+def _shopper_tables(metrics: dict) -> list[str]:
+    """The shopper protocol: the headline with intervals and chance, then each family per model."""
+    if not all("headline" in metrics[name].get("shopper", {}) for name in MODELS):
+        return []
+    lines = ["| Model | P@10 [95% CI] | nDCG@10 [95% CI] | R@50 | binding errors@10 |", "|---|---|---|---|---|"]
+    for name in MODELS:
+        row = metrics[name]["shopper"]["headline"]
+        lines.append(f"| {LABELS[name]} | {_interval(row, 'precision_at_10')} | {_interval(row, 'ndcg_at_10')} "
+                     f"| {row['recall_at_50']:.3f} | {row['binding_errors_at_10']:.3f} |")
+    head = metrics[MODELS[0]]["shopper"]["headline"]
+    lines.append(f"| Chance (base rate) | {head['chance_precision_at_10']:.3f} | {head['chance_precision_at_10']:.3f} "
+                 f"| | |")
+    families = metrics[MODELS[0]]["shopper"]["families"]
+    lines += ["", "| Family | Combinations | Base rate | " + " | ".join(f"{name} P@10" for name in MODELS)
+              + " | unseen in training: combinations, P@10 (" + MODELS[0] + ") |",
+              "|---|---|---|" + "---|" * len(MODELS) + "---|"]
+    for family, row in families.items():
+        cells = [f"{metrics[name]['shopper']['families'][family]['precision_at_10']:.3f}" for name in MODELS]
+        unseen = row.get("unseen_in_training")
+        novel = f"{unseen['combinations']}, {unseen['precision_at_10']:.3f}" if unseen else "0"
+        lines.append(f"| {FAMILY_LABELS.get(family, family)} | {row['combinations']} | {row['base_rate']:.3f} | "
+                     + " | ".join(cells) + f" | {novel} |")
+    return lines
+
+
+def _item_interval_note(metrics: dict) -> str:
+    rows = [metrics[name]["item"] for name in MODELS]
+    if not all("t2i_recall_at_10_low" in row for row in rows):
+        return ""
+    spans = ", ".join(f"{name} [{row['t2i_recall_at_10_low']:.3f}–{row['t2i_recall_at_10_high']:.3f}]"
+                      for name, row in zip(MODELS, rows))
+    return f" T→I R@10 95% intervals over products: {spans}."
+
+
+def _difference_table(metrics: dict) -> list[str]:
+    differences = metrics.get("differences")
+    if not differences:
+        return []
+    lines = ["| Comparison | Measure | Difference [95% CI] | Excludes 0 |", "|---|---|---|---|"]
+    for comparison, measures in differences.items():
+        after, before = comparison.split("_vs_")
+        for measure, row in measures.items():
+            lines.append(f"| {after} − {before} | {measure.replace('_', ' ')} | "
+                         f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] | "
+                         f"{'yes' if row['excludes_0'] else 'no'} |")
+    return lines
+
+
+def _validation_table(metrics: dict) -> list[str]:
+    validation = metrics.get("validation")
+    if not validation:
+        return []
+    names = sorted({key for name in MODELS for key in validation.get(name, {})})
+    lines = ["| Model | " + " | ".join(n.replace("_", " ") for n in names) + " |", "|---|" + "---|" * len(names)]
+    for name in MODELS:
+        row = validation.get(name, {})
+        lines.append(f"| {LABELS[name]} | " + " | ".join(f"{row[n]:.3f}" if n in row else "" for n in names) + " |")
+    return lines
+
+
 def render_table(metrics: dict) -> str:
     """Markdown: strict (the headline), item level, small galleries, and the Marqo protocol beside published rows."""
     gallery = metrics["gallery"]
     ks = _ks(metrics["baseline"]["strict"])
     small = gallery["small_gallery_size"]
     small_key = next(key for key in metrics["baseline"] if key.startswith("gallery_"))
-    sections = [
+    shopper, differences, validation = _shopper_tables(metrics), _difference_table(metrics), _validation_table(metrics)
+    sections = []
+    if shopper:
+        sections += [
+            f"**Shopper protocol** (test split, {gallery['size']} images): short queries from the labels, 2-3 "
+            "phrasings per attribute combination, relevance bound to the garment. Headline: the mean over the 2- "
+            "and 3-attribute families, with a bootstrap 95% interval over combinations; chance is the families' "
+            "mean base rate. Binding errors: results that show every attribute, but on the wrong garment.",
+            "", *shopper, ""]
+    if differences:
+        sections += ["**Paired differences** (test split; products and combinations resampled together): the "
+                     "primary comparison is shopper P@10, the others are secondary.", "", *differences, ""]
+    if validation:
+        sections += [f"**Validation split** ({gallery.get('validation_size', '?')} images): what `serve.select_by` "
+                     "chooses the served model by; the test split is never used to choose.", "", *validation, ""]
+    sections += [
         f"**Strict** (the report's protocol): one query per test caption, the hit is its own image; "
         f"{gallery['size']} test images; ties count against the query.",
         "", *_recall_table(metrics, "strict", {"recall": {k: gallery[f"chance_recall_at_{k}"] for k in ks},
                                                 "median_rank": (gallery["size"] + 1) / 2}),
-        "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products).",
+        "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products)."
+            + _item_interval_note(metrics),
         "", *_recall_table(metrics, "item"),
         "", f"**Small galleries**: strict recall within random galleries of {small} test pairs, "
             f"{gallery['small_gallery_draws']} draws (the report's batches of 32).",

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fashion_search.data.attributes import IMAGE_KINDS, NOUNS, SLOT_KINDS, column_of
+from fashion_search.data.attributes import (IMAGE_KINDS, JACKETS, LOWER_TYPE_OF_CATEGORY, ONE_PIECE, SHORT, SLOT_KINDS,
+                                            column_of)
 
 # Training words per attribute value (several surface forms; none of the robustness families' words).
 TRAIN_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -91,21 +92,33 @@ def _modifiers(row: pd.Series, slot: str, rng: np.random.Generator, most: int) -
     return [(column, value, word) for _, column, value, word in picked]
 
 
+SLOT_OF_CATEGORY = {**dict.fromkeys(ONE_PIECE, "one_piece"), **dict.fromkeys(JACKETS, "outer"),
+                    "Cardigans": "outer", **dict.fromkeys(LOWER_TYPE_OF_CATEGORY, "lower")}
+
+
 def _product(row: pd.Series, rng: np.random.Generator) -> tuple[str, str, dict[str, str]] | None:
     """The product's garment slot, a word for it, and what the word states."""
-    category, length = row.get("category"), row.get("lower_length")
-    if not isinstance(category, str):
+    category = row.get("category")
+    if not isinstance(category, str) or category not in CATEGORY_WORDS and category != "Denim":
         return None
+    slot = SLOT_OF_CATEGORY.get(category, "upper")
     if category == "Denim":
-        short = length in NOUNS["shorts"][2]["Denim"]
-        return "lower", "denim shorts" if short else "jeans", {"category": category}
-    slot = next((slot for _, (categories, slot, _) in NOUNS.items() if category in categories), None)
-    if slot is None or category not in CATEGORY_WORDS:
-        return None
+        return slot, "denim shorts" if row.get("lower_length") in SHORT else "jeans", {"category": category}
     if slot in GENERIC and rng.random() < 0.3:
         return slot, GENERIC[slot], {}
     words = CATEGORY_WORDS[category]
     return slot, words[int(rng.integers(len(words)))], {"category": category}
+
+
+def _other_noun(row: pd.Series, garment: str) -> tuple[str, dict[str, str]]:
+    """A word for a garment that is not the product: a skirt, shorts or trousers when the labels say."""
+    lower_type = row.get("lower_type")
+    if garment == "lower" and lower_type == "skirt":
+        return "skirt", {"lower_type": "skirt"}
+    if garment == "lower" and lower_type == "trousers" and isinstance(row.get("lower_length"), str):
+        return ("shorts" if row.get("lower_length") in SHORT else "trousers"), {
+            "lower_type": "trousers", "lower_length": row.get("lower_length")}
+    return GENERIC[garment], {}
 
 
 def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
@@ -123,10 +136,12 @@ def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
     if others and rng.random() < 0.35:
         garment = others[int(rng.integers(len(others)))]
         extra = [m for m in _modifiers(row, garment, rng, most=2) if not m[0].endswith(("sleeve", "length"))]
-        if extra:
-            phrase = [word for _, _, word in extra] + [GENERIC[garment]]
+        noun_word, noun_states = _other_noun(row, garment)
+        if extra or noun_states:
+            phrase = [word for _, _, word in extra] + [noun_word]
             garments.append(_article(phrase) + " ".join(phrase))
             stated.update({column: value for column, value, _ in extra})
+            stated.update(noun_states)
     extras = []
     for kind in IMAGE_KINDS[1:]:
         value = row.get(kind)

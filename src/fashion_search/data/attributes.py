@@ -27,38 +27,52 @@ from fashion_search.data.labels import (
     LOWER_LENGTH,
     PATTERN,
     SLEEVE_LENGTH,
-    read_colours,
+    LOWER_TYPE,
+    read_garments,
     read_labels,
 )
 
 # The garment attributes, each bound to one garment (upper, lower, outer).
 GARMENT_KINDS = ("colour", "pattern", "fabric")
 COLUMNS = (
-    "gender", "category", "sleeve", "lower_length", "hat", "glasses",
+    "gender", "category", "sleeve", "lower_type", "lower_length", "hat", "glasses",
     *(f"{garment}_{kind}" for garment in GARMENTS for kind in GARMENT_KINDS),
 )  # fmt: skip
 # Codes that say nothing about what is shown: the column stays None for them.
 _UNINFORMATIVE = {"NA", "other", "not long-sleeve", "have a glasses in hand or clothes"}
 
-# The garment a shopper names and the products it stands for: noun -> (categories, the garment its
-# modifiers are bound to, lower lengths required of some categories). Denim products are jeans or
-# shorts by their length; a one-piece garment is labelled on its upper part. "top" is any upper-body
-# product: the synthetic pictures draw a top's sleeves, neckline, fabric, pattern and colour, not
-# whether the shop listed it as a blouse or a shirt, so the nouns stay at what a picture can show.
-UPPER_CATEGORIES = ("Tees_Tanks", "Graphic_Tees", "Blouses_Shirts", "Shirts_Polos", "Sweaters",
-                    "Sweatshirts_Hoodies")
-NOUNS: dict[str, tuple[tuple[str, ...], str, dict[str, tuple[str, ...]]]] = {
-    "dress": (("Dresses",), "one_piece", {}),
-    "jumpsuit": (("Rompers_Jumpsuits",), "one_piece", {}),
-    "skirt": (("Skirts",), "lower", {}),
-    "shorts": (("Shorts", "Denim"), "lower", {"Denim": ("three-point", "medium short")}),
-    "jeans": (("Denim",), "lower", {"Denim": ("three-quarter", "long")}),
-    "trousers": (("Pants",), "lower", {}),
-    "leggings": (("Leggings",), "lower", {}),
-    "top": (UPPER_CATEGORIES, "upper", {}),
-    "sweater": (("Sweaters",), "upper", {}),
-    "cardigan": (("Cardigans",), "outer", {}),
-    "jacket": (("Jackets_Coats", "Jackets_Vests"), "outer", {}),
+ONE_PIECE = ("Dresses", "Rompers_Jumpsuits")
+JACKETS = ("Jackets_Coats", "Jackets_Vests")
+# What the lower garment is, by the product's category where the category says (else the synthetic
+# source's garment file says, else nobody knows).
+LOWER_TYPE_OF_CATEGORY = {"Skirts": "skirt", "Pants": "trousers", "Denim": "trousers", "Shorts": "trousers",
+                          "Leggings": "trousers"}
+SHORT, LONG = ("three-point", "medium short"), ("three-quarter", "long")
+
+
+def _rows(attributes: pd.DataFrame, column: str, values: tuple[str, ...]) -> np.ndarray:
+    return attributes[column].isin(values).to_numpy()
+
+
+# The garments a shopper names, as what the picture shows: noun -> (the garment its modifiers are
+# bound to, which images show one). "floral skirt" is any image whose lower garment is a skirt, not only
+# a product listed as a skirt; a dress or jumpsuit is labelled on its upper part. Where the labels do
+# not say (the lower garment of a top on the real data), the image does not count as showing it.
+NOUNS: dict[str, tuple[str, object]] = {
+    "dress": ("one_piece", lambda a: _rows(a, "category", ("Dresses",))),
+    "jumpsuit": ("one_piece", lambda a: _rows(a, "category", ("Rompers_Jumpsuits",))),
+    "top": ("upper", lambda a: a["category"].notna().to_numpy() & ~_rows(a, "category", ONE_PIECE)),
+    "sweater": ("upper", lambda a: _rows(a, "category", ("Sweaters",))),
+    "skirt": ("lower", lambda a: _rows(a, "lower_type", ("skirt",))),
+    "shorts": ("lower", lambda a: _rows(a, "lower_type", ("trousers",)) & _rows(a, "lower_length", SHORT)
+               & ~_rows(a, "category", ("Leggings",))),
+    "jeans": ("lower", lambda a: _rows(a, "lower_type", ("trousers",)) & _rows(a, "lower_length", LONG)
+              & _rows(a, "lower_fabric", ("denim",))),
+    "trousers": ("lower", lambda a: _rows(a, "lower_type", ("trousers",)) & _rows(a, "lower_length", LONG)
+                 & ~_rows(a, "lower_fabric", ("denim",)) & ~_rows(a, "category", ("Leggings",))),
+    "leggings": ("lower", lambda a: _rows(a, "category", ("Leggings",))),
+    "jacket": ("outer", lambda a: _rows(a, "category", JACKETS)),
+    "cardigan": ("outer", lambda a: a["outer_fabric"].notna().to_numpy() & ~_rows(a, "category", JACKETS)),
 }
 PLURAL_NOUNS = {"shorts", "jeans", "trousers", "leggings"}
 # Modifier kinds a garment takes, and the kinds that describe the whole image.
@@ -71,26 +85,22 @@ SLOT_KINDS = {
 IMAGE_KINDS = ("gender", "hat", "glasses")
 
 
+def noun_mask(attributes: pd.DataFrame, noun: str) -> np.ndarray:
+    """Images that show the garment the noun names."""
+    return np.asarray(NOUNS[noun][1](attributes), dtype=bool).copy()
+
+
+def nouns_of(attributes: pd.DataFrame) -> list[list[str]]:
+    """Every noun each image shows a garment for ("top" and "skirt" for a blouse over a skirt)."""
+    masks = {noun: noun_mask(attributes, noun) for noun in NOUNS}
+    return [[noun for noun, mask in masks.items() if mask[row]] for row in range(len(attributes))]
+
+
 def column_of(slot: str, kind: str) -> str:
     """The attribute column a modifier of `kind` reads for a garment in `slot`."""
     if kind in GARMENT_KINDS:
         return f"{'upper' if slot == 'one_piece' else slot}_{kind}"
     return {"length": "lower_length"}.get(kind, kind)
-
-
-def noun_mask(attributes: pd.DataFrame, noun: str) -> np.ndarray:
-    """Images of a product the noun stands for."""
-    categories, _, lengths = NOUNS[noun]
-    mask = attributes["category"].isin(categories).to_numpy().copy()
-    for category, allowed in lengths.items():
-        mask &= ~((attributes["category"] == category) & ~attributes["lower_length"].isin(allowed)).to_numpy()
-    return mask
-
-
-def nouns_of(category: str | None, lower_length: str | None) -> list[str]:
-    """Every noun a shopper could use for a product ("top" and "sweater" for a sweater)."""
-    return [noun for noun, (categories, _, lengths) in NOUNS.items()
-            if category in categories and (category not in lengths or lower_length in lengths[category])]
 
 
 _NAME = re.compile(r"^(?P<gender>MEN|WOMEN)-(?P<category>[A-Za-z_]+)-id_\d{8}")
@@ -104,7 +114,7 @@ def image_attributes(raw: Path, images: Sequence[str]) -> pd.DataFrame:
     """One row per image (in the order given), one column per attribute in COLUMNS; None where
     the source does not say."""
     labels = read_labels(raw).labels
-    colours, _ = read_colours(raw)
+    garments, _ = read_garments(raw)
     rows = []
     for name in images:
         row: dict[str, str | None] = dict.fromkeys(COLUMNS)
@@ -123,10 +133,14 @@ def image_attributes(raw: Path, images: Sequence[str]) -> pd.DataFrame:
             for index, garment in enumerate(GARMENTS):
                 row[f"{garment}_fabric"] = _known(FABRIC[label.fabric[index]])
                 row[f"{garment}_pattern"] = _known(PATTERN[label.pattern[index]])
-        colour = colours.get(name)
-        if colour is not None:
+        row["lower_type"] = LOWER_TYPE_OF_CATEGORY.get(row["category"])
+        codes = garments.get(name)
+        if codes is not None:
             for index, garment in enumerate(GARMENTS):
-                row[f"{garment}_colour"] = _known(COLOUR[colour[index]])
+                row[f"{garment}_colour"] = _known(COLOUR[codes[index]])
+            row["lower_type"] = row["lower_type"] or _known(LOWER_TYPE[codes[3]])
+        if row["category"] in ONE_PIECE:
+            row["lower_type"] = None
         rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS), index=range(len(rows)))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_search.data.layout import COLOUR_FILE, FABRIC_FILE, PATTERN_FILE, SHAPE_FILE
+from fashion_search.data.layout import FABRIC_FILE, GARMENT_FILE, PATTERN_FILE, SHAPE_FILE
 
 # Shape columns, in file order; each table is indexed by the code the file holds.
 SLEEVE_LENGTH = ("sleeveless", "short-sleeve", "medium-sleeve", "long-sleeve", "not long-sleeve", "NA")
@@ -62,6 +62,8 @@ PATTERN = ("floral", "graphic", "striped", "pure color", "lattice", "other", "co
 # Garment colours (upper, lower, outer): only the synthetic source has them; DeepFashion-MultiModal does not.
 COLOUR = ("white", "black", "grey", "red", "blue", "navy", "green", "yellow", "pink", "purple", "brown", "beige",
           "orange", "NA")
+LOWER_TYPE = ("skirt", "trousers", "NA")  # what the lower garment is (synthetic source only)
+GARMENT_TABLES = (COLOUR, COLOUR, COLOUR, LOWER_TYPE)  # upper, lower, outer colour; lower type
 
 
 @dataclass(frozen=True)
@@ -178,14 +180,15 @@ def attribute_names(labels: ImageLabels) -> dict[str, str]:
     }
 
 
-def write_colours(root: Path, colours: dict[str, tuple[int, ...]]) -> None:
-    """The colour file (upper, lower, outer codes per image) in the label files' format, names sorted."""
-    path = root / COLOUR_FILE
+def write_garments(root: Path, garments: dict[str, tuple[int, ...]]) -> None:
+    """The garment file (upper, lower, outer colour and lower type codes per image) in the label
+    files' format, names sorted."""
+    path = root / GARMENT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = (" ".join([name, *map(str, colours[name])]) for name in sorted(colours))
+    lines = (" ".join([name, *map(str, garments[name])]) for name in sorted(garments))
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def read_colours(root: Path) -> tuple[dict[str, tuple[int, ...]], int]:
-    """Colour codes by image name and the malformed-line count; an absent file reads as empty."""
-    return _read_codes(root / COLOUR_FILE, (COLOUR,) * len(GARMENTS))
+def read_garments(root: Path) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Garment codes (GARMENT_TABLES) by image name and the malformed-line count; an absent file reads as empty."""
+    return _read_codes(root / GARMENT_FILE, GARMENT_TABLES)

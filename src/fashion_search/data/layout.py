@@ -7,7 +7,7 @@ Whatever the source (synthetic, the official download, a local folder), it ends 
     data/raw/labels/shape/shape_anno_all.txt     optional
     data/raw/labels/texture/fabric_ann.txt       optional
     data/raw/labels/texture/pattern_ann.txt      optional
-    data/raw/labels/colour/colour_ann.txt        optional, synthetic source only (the real labels have no colour)
+    data/raw/labels/garments/garment_ann.txt     optional, synthetic source only: garment colours, skirt or not
 
 so that later stages never know which source ran.
 """
@@ -22,8 +22,9 @@ CAPTIONS_FILE = "captions.json"
 SHAPE_FILE = "labels/shape/shape_anno_all.txt"
 FABRIC_FILE = "labels/texture/fabric_ann.txt"
 PATTERN_FILE = "labels/texture/pattern_ann.txt"
-# Not in the real set: the synthetic source knows each garment's colour and writes it in the same format.
-COLOUR_FILE = "labels/colour/colour_ann.txt"
+# Not in the real set: the synthetic source knows each garment's colour and whether the lower garment is
+# a skirt, and writes them in the label files' format.
+GARMENT_FILE = "labels/garments/garment_ann.txt"
 
 VIEWS = ("front", "side", "back", "full", "additional")
 

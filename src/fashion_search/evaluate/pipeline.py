@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from fashion_search.config import EvaluateSettings, TextSettings
+from fashion_search.data.attributes import image_attributes
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.device import CPU, Runtime
 from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
 from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.grid import GridRow
 from fashion_search.evaluate.measures import Measured, measure
-from fashion_search.evaluate.retrieval import Retriever, query_first, search
+from fashion_search.evaluate.retrieval import Retriever, query_first, ranking_scores, search
+from fashion_search.evaluate.intervals import bootstrap_mean, paired_difference
+from fashion_search.evaluate.shopper import (HEADLINE_FAMILIES, Family, ScoreFn, ShopperResult, build_families, evaluate_families,
+                                             parse_query, relevant)
 from fashion_search.image_cache import Pixels
 from fashion_search.inputs import pair_pixels, pair_segments
 from fashion_search.models.clip import Checkpoint
@@ -31,6 +36,8 @@ class ModelResult:
     measured: Measured
     by_attribute: dict[str, Any]
     grid: list[GridRow] = field(default_factory=list)
+    shopper: ShopperResult | None = None
+    item_hits: dict[str, float] = field(default_factory=dict)  # product -> its captions' item-level t2i hit@10
 
 
 @dataclass
@@ -47,9 +54,63 @@ class TestGallery:
         return self.raw / IMAGES_DIR / self.pairs["image"].iloc[index]
 
 
+@dataclass
+class ShopperGallery:
+    """A gallery's attributes and the shopper queries built from them; `training` (the train split's
+    attributes) tells which combinations no training image shows."""
+
+    attributes: pd.DataFrame
+    families: list[Family]
+    training: pd.DataFrame | None = None
+
+    @classmethod
+    def build(cls, images: list[str], raw: Path, settings: EvaluateSettings, seed: int,
+              training_images: list[str] | None = None) -> ShopperGallery:
+        attributes = image_attributes(raw, images)
+        families = build_families(attributes, settings.shopper.min_relevant, settings.shopper.max_queries, seed)
+        training = image_attributes(raw, training_images) if training_images is not None else None
+        return cls(attributes, families, training)
+
+
+def shopper_scores(checkpoint: Checkpoint, scorer: Any, images: torch.Tensor, settings: EvaluateSettings,
+                   text: TextSettings, rerank_k: int, runtime: Runtime = CPU) -> ScoreFn:
+    """Query texts -> the model's (queries × gallery) ranking scores, re-ranked when it has a pair scorer."""
+    def scores_for(queries: list[str]) -> torch.Tensor:
+        tokens = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
+        embeds = embed_texts(checkpoint, tokens, settings.batch_size, runtime)
+        pairs = query_first(scorer) if scorer is not None else None
+        return ranking_scores(embeds, images, settings.chunk_size, pairs, rerank_k)
+    return scores_for
+
+
+def item_hits_by_product(ranks: torch.Tensor, items: pd.Series, k: int = 10) -> dict[str, float]:
+    """Each product's share of its caption queries with an item-level hit in the top k: the independent
+    unit for intervals (the views of a product share a caption)."""
+    hits = pd.Series((ranks <= k).float().numpy(), index=items.to_numpy())
+    return {str(item): float(value) for item, value in hits.groupby(level=0).mean().items()}
+
+
+def validate_model(name: str, directory: Path, gallery: TestGallery, shopper: ShopperGallery,
+                   settings: EvaluateSettings, seed: int, text: TextSettings, rerank_k: int,
+                   runtime: Runtime = CPU) -> dict[str, float]:
+    """The figures `serve.select_by` chooses by, on the validation split."""
+    checkpoint, scorer = load_model(directory, name)
+    images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
+    texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
+    measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings,
+                       seed, protocols=("item",))
+    figures = {"item_t2i_recall_at_10": float(measured.metrics["item"]["t2i_recall_at_10"])}
+    result = evaluate_families(shopper.families, shopper.attributes,
+                               shopper_scores(checkpoint, scorer, images, settings, text, rerank_k, runtime), seed)
+    if "headline" in result.metrics:
+        figures["shopper_ndcg_at_10"] = result.metrics["headline"]["ndcg_at_10"]
+        figures["shopper_precision_at_10"] = result.metrics["headline"]["precision_at_10"]
+    return figures
+
+
 def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes: pd.DataFrame,
                    settings: EvaluateSettings, seed: int, queries: list[str], text: TextSettings,
-                   rerank_k: int, runtime: Runtime = CPU) -> ModelResult:
+                   rerank_k: int, runtime: Runtime = CPU, shopper: ShopperGallery | None = None) -> ModelResult:
     """Every measure, the by-attribute breakdown and the grid rows for one model."""
     checkpoint, scorer = load_model(directory, name)
     images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
@@ -63,8 +124,26 @@ def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes:
     score_pairs = query_first(scorer) if scorer is not None else None
     for query, embed in zip(queries, query_embeds):
         hits, scores = search(embed, images, GRID_COLUMNS, score_pairs, rerank_k)
-        grid.append((name, query, [(gallery.image_path(int(i)), float(s)) for i, s in zip(hits, scores)]))
-    return ModelResult(measured, by_attribute, grid)
+        marks = result_marks(query, [int(i) for i in hits], shopper.attributes if shopper is not None else None)
+        grid.append((name, query, [(gallery.image_path(int(i)), float(s), mark)
+                                   for i, s, mark in zip(hits, scores, marks)]))
+    result = ModelResult(measured, by_attribute, grid,
+                         item_hits=item_hits_by_product(measured.ranks["item"]["t2i"], gallery.pairs["item_id"]))
+    if shopper is not None:
+        result.shopper = evaluate_families(shopper.families, shopper.attributes,
+                                           shopper_scores(checkpoint, scorer, images, settings, text, rerank_k,
+                                                          runtime), seed, shopper.training)
+    return result
+
+
+def result_marks(query: str, hits: list[int], attributes: pd.DataFrame | None) -> list[bool | None]:
+    """Whether each result shows what the query names, by the labels (None: the query names nothing the
+    labels know, or the gallery has no labels)."""
+    combination = parse_query(query) if attributes is not None else None
+    if combination is None:
+        return [None] * len(hits)
+    fits = relevant(attributes, combination)
+    return [bool(fits[i]) for i in hits]
 
 
 _NOT_ALLOWED_IN_MLFLOW_NAMES = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -83,3 +162,34 @@ def flat_metric_names(nested: dict[str, Any], prefix: str = "") -> dict[str, flo
         else:
             flat[name] = float(value)
     return flat
+
+
+def test_metrics(result: ModelResult, seed: int) -> dict[str, Any]:
+    """One model's test figures for metrics/evaluate.json: every protocol, the shopper families, and the
+    item-level text-to-image Recall@10 with its interval over products."""
+    metrics: dict[str, Any] = dict(result.measured.metrics)
+    metrics["item"] = {**metrics["item"], **{f"t2i_recall_at_10_{end}": value for end, value in bootstrap_mean(
+        list(result.item_hits.values()), seed).items() if end != "mean"}}
+    if result.shopper is not None:
+        metrics["shopper"] = result.shopper.metrics
+    return metrics
+
+
+def paired_differences(results: dict[str, ModelResult], seed: int) -> dict[str, dict[str, Any]]:
+    """Each model against the one before it (finetuned - baseline, xattn - finetuned), paired over the same
+    products and the same shopper combinations: the mean difference, its interval, and whether it excludes 0."""
+    names = list(results)
+    differences: dict[str, dict[str, Any]] = {}
+    for before, after in zip(names, names[1:]):
+        a, b = results[after], results[before]
+        products = sorted(a.item_hits)
+        entry = {"item_t2i_recall_at_10": paired_difference([a.item_hits[p] for p in products],
+                                                            [b.item_hits[p] for p in products], seed)}
+        if a.shopper is not None and b.shopper is not None:
+            families = [f for f in HEADLINE_FAMILIES if f in a.shopper.per_combination]
+            if families:
+                entry["shopper_precision_at_10"] = paired_difference(
+                    [v for f in families for v in a.shopper.per_combination[f]["precision_at_10"]],
+                    [v for f in families for v in b.shopper.per_combination[f]["precision_at_10"]], seed)
+        differences[f"{after}_vs_{before}"] = entry
+    return differences

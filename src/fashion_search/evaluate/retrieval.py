@@ -118,6 +118,20 @@ def candidate_scores(queries: torch.Tensor, gallery: torch.Tensor, k: int, chunk
     return candidates, scores
 
 
+@torch.inference_mode()
+def ranking_scores(queries: torch.Tensor, gallery: torch.Tensor, chunk_size: int,
+                   score_pairs: PairScorer | None = None, k: int = 0) -> torch.Tensor:
+    """(Q, N) scores whose order is the model's ranking of the whole gallery: dot products, and with a
+    pair scorer its re-scores of the dual encoder's top k (`candidate_scores`) lifted above the rest.
+    For measures that need every position (precision, nDCG) rather than one relevant entry's rank."""
+    scores = queries @ gallery.T
+    if score_pairs is None or k == 0:
+        return scores
+    candidates, rescored = candidate_scores(queries, gallery, k, chunk_size, score_pairs)
+    lift = scores.amax(dim=1, keepdim=True) - rescored.amin(dim=1, keepdim=True) + 1.0
+    return scores.scatter(1, candidates, rescored + lift)
+
+
 def rerank_groups(queries: torch.Tensor, gallery: torch.Tensor, query_groups: torch.Tensor,
                   gallery_groups: torch.Tensor, chunk_size: int, ks: Sequence[int],
                   candidates: torch.Tensor, scores: torch.Tensor) -> Ranking:

@@ -17,6 +17,7 @@ Ties count against the model: among equal scores the irrelevant images come firs
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ AFTER: dict[str, dict[str, str]] = {
                 "pure color": "in one plain colour", "lattice": "with a lattice pattern",
                 "color block": "in color blocks"},
     "fabric": {v: f"made of {v}" for v in ("denim", "cotton", "leather", "chiffon")} | {
-        "furry": "made of fur", "knitted": "that is knitted"},
+        "furry": "made of fur", "knitted": "in a knit"},
     "sleeve": {"sleeveless": "that is sleeveless", "short-sleeve": "with short sleeves",
                "long-sleeve": "with long sleeves"},
     "length": {"three-point": "that is short", "medium short": "that reaches the knee", "long": "that is long"},
@@ -72,7 +73,7 @@ UNSEEN = {"dress": "frock", "lattice": "tartan", "red": "scarlet", "jacket": "bl
 class Combination:
     """A garment noun and its modifiers as (kind, value) pairs, kinds distinct, in KIND_ORDER."""
 
-    noun: str
+    noun: str | None  # None: any product (a query that names no garment, "a woman wearing a hat")
     modifiers: tuple[tuple[str, str], ...] = ()
     negated: tuple[str, str] | None = None  # ("colour", "red"): relevant where the garment is *not* red
 
@@ -81,15 +82,23 @@ class Combination:
         return 1 + len(self.modifiers)
 
     def key(self) -> str:
-        parts = [self.noun, *(f"{kind}={value}" for kind, value in self.modifiers)]
+        parts = [self.noun or "any", *(f"{kind}={value}" for kind, value in self.modifiers)]
         if self.negated:
             parts.append(f"{self.negated[0]}!={self.negated[1]}")
         return ",".join(parts)
 
 
 def relevant(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
-    """Images whose product is the noun's and whose bound garment has every modifier."""
-    slot = NOUNS[combination.noun][1]
+    """Images whose product is the noun's and whose bound garment has every modifier (without a noun:
+    some garment has it)."""
+    if combination.noun is None:
+        mask = np.ones(len(attributes), dtype=bool)
+        for kind, value in combination.modifiers:
+            columns = [f"{g}_{kind}" for g in ("upper", "lower", "outer")] if kind in GARMENT_KINDS else [
+                column_of("upper", kind)]
+            mask &= np.logical_or.reduce([(attributes[c] == value).to_numpy() for c in columns])
+        return mask
+    slot = NOUNS[combination.noun][0]
     mask = noun_mask(attributes, combination.noun)
     for kind, value in combination.modifiers:
         mask &= (attributes[column_of(slot, kind)] == value).to_numpy()
@@ -102,7 +111,9 @@ def relevant(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
 
 def binding_errors(attributes: pd.DataFrame, combination: Combination) -> np.ndarray:
     """Images of the noun's product that show every garment modifier, but not all on the bound garment."""
-    slot = NOUNS[combination.noun][1]
+    if combination.noun is None:
+        return np.zeros(len(attributes), dtype=bool)
+    slot = NOUNS[combination.noun][0]
     mask = noun_mask(attributes, combination.noun)
     bound_ok = np.ones(len(attributes), dtype=bool)
     garment_modifiers = 0
@@ -162,9 +173,14 @@ def substituted(text: str, words: dict[str, str]) -> str | None:
     return None
 
 
-def _modifier_options(row: pd.Series, slot: str, columns: set[str]) -> list[tuple[str, str]]:
+LENGTH_IN_THE_NOUN = ("shorts", "jeans", "trousers")  # the noun already says how long
+
+
+def _modifier_options(row: pd.Series, slot: str, columns: set[str], noun: str) -> list[tuple[str, str]]:
     options = []
     for kind in (*SLOT_KINDS[slot], *IMAGE_KINDS):
+        if kind == "length" and noun in LENGTH_IN_THE_NOUN:
+            continue
         column = column_of(slot, kind)
         value = row[column] if column in columns else None
         if value is not None and value in WORDS.get(kind, {}):
@@ -179,9 +195,9 @@ def count_combinations(attributes: pd.DataFrame, size: int) -> Counter:
     counts: Counter = Counter()
     if "category" not in columns:
         return counts
-    for _, row in attributes.iterrows():
-        for noun in nouns_of(row["category"], row["lower_length"]):
-            options = _modifier_options(row, NOUNS[noun][1], columns)
+    for (_, row), nouns in zip(attributes.iterrows(), nouns_of(attributes)):
+        for noun in nouns:
+            options = _modifier_options(row, NOUNS[noun][0], columns, noun)
             for chosen in combinations(options, size - 1):
                 counts[Combination(noun, tuple(chosen))] += 1
     return counts
@@ -236,7 +252,7 @@ def _negations(attributes: pd.DataFrame) -> Counter:
     """Combinations the negation family phrases, with their relevant counts."""
     columns = set(available_columns(attributes))
     counts: Counter = Counter()
-    for noun, (_, slot, _) in NOUNS.items():
+    for noun, (slot, _) in NOUNS.items():
         candidates = []
         if "sleeve" in SLOT_KINDS[slot] and "sleeve" in columns:
             candidates.append(Combination(noun, (("sleeve", "sleeveless"),)))
@@ -334,3 +350,82 @@ HEADLINE_FAMILIES = ("2_attributes", "3_attributes")
 def headline_values(results: Sequence[FamilyResult], measure: str) -> list[list[float]]:
     """Per-combination values of the headline families (the mean over the 2- and 3-attribute families)."""
     return [r.per_combination[measure] for r in results if r.name in HEADLINE_FAMILIES]
+
+
+# ---------------------------------------------------------------- one model, every family
+
+
+MEASURES = ("precision_at_10", "ndcg_at_10", "recall_at_50", "binding_errors_at_10")
+
+
+@dataclass
+class ShopperResult:
+    metrics: dict  # for metrics/evaluate.json: headline and families
+    per_combination: dict[str, dict[str, list[float]]]  # family -> measure -> values (for paired differences)
+
+
+def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scores_for: ScoreFn, seed: int,
+                      training: pd.DataFrame | None = None) -> ShopperResult:
+    """Every family's measures with a bootstrap interval over combinations, the base rate and chance
+    beside them, the combinations no training image shows, and the headline (2- and 3-attribute mean)."""
+    from fashion_search.evaluate.intervals import bootstrap_mean, bootstrap_mean_of_groups
+
+    texts = all_phrasings(families)
+    scores = scores_for(texts) if texts else torch.empty(0, len(attributes))
+    metrics: dict = {"families": {}}
+    per_combination: dict[str, dict[str, list[float]]] = {}
+    start = 0
+    results = []
+    for family in families:
+        count = len(family.flat()[0])
+        result = measure_family(family, attributes, scores[start:start + count])
+        start += count
+        results.append(result)
+        per_combination[family.name] = result.per_combination
+        entry: dict = {"combinations": len(family.combinations), "queries": count, "base_rate": result.base_rate,
+                       **{f"chance_{name}": value for name, value in result.chance.items()}}
+        for name in MEASURES:
+            interval = bootstrap_mean(result.per_combination[name], seed)
+            entry[name] = interval["mean"]
+            if name in ("precision_at_10", "ndcg_at_10"):
+                entry[f"{name}_low"], entry[f"{name}_high"] = interval["low"], interval["high"]
+        unseen = unseen_in_training(family, training)
+        if any(unseen):
+            entry["unseen_in_training"] = {
+                "combinations": int(sum(unseen)),
+                **{name: float(np.mean([v for v, u in zip(result.per_combination[name], unseen) if u]))
+                   for name in ("precision_at_10", "ndcg_at_10")}}
+        metrics["families"][family.name] = entry
+    headline = [r for r in results if r.name in HEADLINE_FAMILIES]
+    if headline:
+        metrics["headline"] = {"base_rate": float(np.mean([r.base_rate for r in headline])),
+                               "chance_precision_at_10": float(np.mean([r.chance["precision_at_10"] for r in headline]))}
+        for name in MEASURES:
+            interval = bootstrap_mean_of_groups([r.per_combination[name] for r in headline], seed)
+            metrics["headline"][name] = interval["mean"]
+            if name in ("precision_at_10", "ndcg_at_10"):
+                metrics["headline"][f"{name}_low"] = interval["low"]
+                metrics["headline"][f"{name}_high"] = interval["high"]
+    return ShopperResult(metrics, per_combination)
+
+
+def parse_query(text: str) -> Combination | None:
+    """The combination a free-text query names, when every attribute word it uses is known:
+    "denim shorts" -> shorts + denim; "a woman wearing a hat" -> women + hat. For marking grid results."""
+    words = " " + " ".join(text.lower().replace(",", " ").split()) + " "
+    noun = next((n for n in sorted(NOUNS, key=len, reverse=True) if f" {n} " in words or f" {n}s " in words), None)
+    if noun is None and " shirt " in words:
+        noun = "top"
+    modifiers = []
+    for kind in KIND_ORDER:
+        if kind == "gender":
+            value = "women" if re.search(r"\b(woman|women|women's|lady)\b", words) else (
+                "men" if re.search(r"\b(man|men|men's|gentleman)\b", words) else None)
+        else:
+            value = next((v for v, w in WORDS.get(kind, {}).items()
+                          if f" {w.replace('with a ', '').replace('with ', '')} " in words), None)
+        if value is not None and (noun is None or kind in (*SLOT_KINDS[NOUNS[noun][0]], *IMAGE_KINDS)):
+            modifiers.append((kind, value))
+    if noun is None and not modifiers:
+        return None
+    return Combination(noun, tuple(modifiers))

@@ -78,7 +78,7 @@ def write_grid(model: str, query: str, hits: list, out: Path) -> None:
 
     try:
         with atomic_path(out) as tmp:
-            draw_grid([(model, query, [(hit.path, hit.score) for hit in hits])], tmp, columns=max(1, len(hits)))
+            draw_grid([(model, query, [(hit.path, hit.score, None) for hit in hits])], tmp, columns=max(1, len(hits)))
     except OSError as error:
         raise ValueError(f"--grid {out}: cannot write it ({error.strerror or error}); give a path in a writable "
                          "folder") from None

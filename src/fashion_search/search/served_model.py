@@ -9,24 +9,26 @@ from typing import Any
 from fashion_search.errors import DataError
 from fashion_search.models import MODELS
 
-BEST_BY = "t2i_recall_at_10"
-STRICT = "strict"
+VALIDATION = "validation"
 
 
-def best_model(metrics: dict[str, Any]) -> str:
-    """The model with the highest strict text-to-image Recall@10 in the evaluate stage's metrics
-    ({model: {strict: {t2i_recall_at_10}}}); the earliest wins a tie."""
-    scores = {name: float(metrics[name][STRICT][BEST_BY]) for name in MODELS
-              if isinstance(metrics.get(name), dict) and isinstance(metrics[name].get(STRICT), dict)
-              and BEST_BY in metrics[name][STRICT]}
+def best_model(metrics: dict[str, Any], select_by: str) -> str:
+    """The model with the highest `select_by` on the validation split (metrics/evaluate.json:
+    {validation: {model: {select_by: x}}}); the earliest in MODELS wins a tie. The test split is
+    never looked at."""
+    validation = metrics.get(VALIDATION)
+    scores = {name: float(validation[name][select_by]) for name in MODELS
+              if isinstance(validation, dict) and isinstance(validation.get(name), dict)
+              and select_by in validation[name]}
     if not scores:
-        raise DataError(f"no model in the evaluate metrics has {STRICT} {BEST_BY}; rerun `dvc repro evaluate`, "
-                        "or set serve.model to baseline, finetuned or xattn")
+        raise DataError(f"no model in the evaluate metrics has {VALIDATION} {select_by} (a shopper figure needs "
+                        "shopper queries with enough relevant validation images); rerun `dvc repro evaluate`, "
+                        "choose another serve.select_by, or set serve.model to baseline, finetuned or xattn")
     return max(scores, key=lambda name: (scores[name], -MODELS.index(name)))
 
 
-def choose_model(requested: str, metrics_path: Path) -> str:
-    """`serve.model` as a model name: `best` is looked up in the evaluate stage's metrics."""
+def choose_model(requested: str, metrics_path: Path, select_by: str) -> str:
+    """`serve.model` as a model name: `best` is decided by `select_by` on the validation split."""
     if requested != "best":
         return requested
-    return best_model(json.loads(metrics_path.read_text(encoding="utf-8")))
+    return best_model(json.loads(metrics_path.read_text(encoding="utf-8")), select_by)

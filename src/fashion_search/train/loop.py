@@ -21,6 +21,7 @@ from fashion_search.images import PixelSpec
 from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
 from fashion_search.text import Segments, flatten_segments, pad_batch
 from fashion_search.train.distributed import StepLoss, gather, local_part, mean_over_ranks, synchronised
+from fashion_search.train.heads import AttributeHeads
 from fashion_search.train.loss import ContrastiveLoss, positives_from_codes
 from fashion_search.train.resume import Progress, Trainer
 from fashion_search.train.session import EpochCallback, Session
@@ -203,6 +204,7 @@ class TextTargets:
     text_codes: torch.Tensor   # (T, C) the attribute codes text t states, -1 where it states nothing
     image_codes: torch.Tensor  # (images, C) every image's codes, -2 where its labels say nothing
     buckets: torch.Tensor | None = None  # (T,) batches are drawn from one bucket each (captions, alt texts)
+    sizes: tuple[int, ...] = ()  # values per attribute column, for the attribute heads (0: not classified)
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,8 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
 
     Without `targets` the texts are the images' captions, one each, and a text's only positive
     is its own image. With them, `captions` may hold several texts per image (`targets.image_rows`)
-    and every image of the batch a text fits is a positive.
+    and every image of the batch a text fits is a positive; with `settings.label_weight` > 0 the
+    attribute heads (train.heads) add their labelled loss, and are dropped after training.
     """
     session = session or Session()
     runtime = session.runtime
@@ -254,6 +257,9 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
     model, spec = runtime.compiled(checkpoint.model.to(runtime.device).train()), checkpoint.pixel_spec
     model.logit_scale.requires_grad_(False)  # the temperature is a setting, not learned
     loss_fn = ContrastiveLoss(settings.temperature)
+    heads = None
+    if targets is not None and targets.sizes and settings.label_weight > 0:
+        heads = AttributeHeads(targets.sizes, model.config.projection_dim).to(runtime.device).train()
 
     def make_batch(index: torch.Tensor) -> DeviceBatch:
         return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime, targets)
@@ -264,12 +270,18 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
         positives = None
         if batch.image_codes is not None:
             positives = positives_from_codes(gather(batch.image_codes), gather(batch.text_codes))
-        return loss_fn(gather(image), gather(text), positives)
+        loss = loss_fn(gather(image), gather(text), positives)
+        if heads is not None:
+            labelled = (heads(image, batch.image_codes) + heads(text, batch.text_codes)) / 2
+            loss = loss + settings.label_weight * labelled
+        return loss
 
     plan = Schedule(settings.epochs, settings.batch_size, settings.warmup_steps, settings.schedule,
                     settings.weight_decay, settings.grad_clip, settings.workers)
-    param_groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": settings.lr}]
-    losses = optimise(make_batch, batch_loss, param_groups, len(captions), plan, seed, "train", session, parts=[model],
-                      buckets=None if targets is None else targets.buckets)
+    trained = [model] if heads is None else [model, heads]
+    param_groups = [{"params": [p for part in trained for p in part.parameters() if p.requires_grad],
+                     "lr": settings.lr}]
+    losses = optimise(make_batch, batch_loss, param_groups, len(captions), plan, seed, "train", session,
+                      parts=trained, buckets=None if targets is None else targets.buckets)
     model.cpu().eval().requires_grad_(True)
     return losses

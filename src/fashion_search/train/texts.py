@@ -9,11 +9,16 @@ other pair of navy jeans is *not* navy jeans.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from fashion_search.config import ConfigError, TrainSettings
 from fashion_search.data.alt_text import alt_texts
+from fashion_search.data.attributes import image_attributes
+from fashion_search.inputs import pair_segments
 from fashion_search.text import encode
 from fashion_search.text import Segments
 from fashion_search.train.loop import TextTargets
@@ -32,6 +37,26 @@ def _codes(attributes: pd.DataFrame, items: pd.Series) -> tuple[list[str], dict[
                            for c, v in zip(columns, row)] for row in frame.itertuples(index=False)],
                          dtype=torch.long).reshape(len(frame), len(columns))
     return columns, vocab, codes
+
+
+def contrastive_texts(pairs: pd.DataFrame, raw: Path | None, tokenizer: PreTrainedTokenizerBase, max_tokens: int,
+                      settings: TrainSettings, seed: int) -> tuple[list[Segments], TextTargets | None, dict[str, int]]:
+    """What `train_contrastive` trains on under `settings.alt_texts` and `settings.positives`: the
+    captions alone with one positive each (the report's setting), or with alt texts and/or
+    label-aware positives, which read the images' attributes from data/raw."""
+    captions = pair_segments(pairs)
+    if settings.alt_texts == 0 and settings.positives == "pair":
+        return captions, None, {"captions": len(captions), "alt_texts": 0}
+    if raw is None:
+        raise ConfigError("alt_texts > 0 or positives: labels needs the images' labels: pass --raw data/raw")
+    attributes = image_attributes(raw, pairs["image"].tolist())
+    texts, targets, counts = training_texts(pairs, captions, attributes, tokenizer, max_tokens, settings.alt_texts,
+                                            seed)
+    if settings.positives == "pair" and targets is not None:
+        own = targets.image_rows.unsqueeze(1)
+        targets = TextTargets(targets.image_rows, own, torch.arange(len(pairs)).unsqueeze(1), targets.buckets)
+        # (no attribute heads: the codes are image identities, not labels)
+    return texts, targets, counts
 
 
 def training_texts(pairs: pd.DataFrame, captions: list[Segments], attributes: pd.DataFrame | None,
@@ -58,5 +83,6 @@ def training_texts(pairs: pd.DataFrame, captions: list[Segments], attributes: pd
                     stated[row, columns.index(column)] = vocab[column][value]
             codes.append(stated)
     buckets = torch.cat([torch.full((len(r),), i, dtype=torch.long) for i, r in enumerate(rows)])
-    targets = TextTargets(torch.cat(rows), torch.cat(codes), image_codes, buckets)
+    sizes = tuple(0 if column == ITEM else len(vocab[column]) for column in columns)
+    targets = TextTargets(torch.cat(rows), torch.cat(codes), image_codes, buckets, sizes)
     return texts, targets, {"captions": len(captions), "alt_texts": len(texts) - len(captions)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_search.data.labels import COLOUR, FABRIC, ImageLabels, write_colours, write_labels
+from fashion_search.data.labels import COLOUR, FABRIC, LOWER_TYPE, ImageLabels, write_garments, write_labels
 from fashion_search.data.layout import CAPTIONS_FILE, IMAGES_DIR, image_name
 from fashion_search.data.synthetic.captions import write_caption
 from fashion_search.data.synthetic.drawing import render_person
@@ -81,31 +81,34 @@ def _draw_item(rng: np.random.Generator, number: int) -> Item:
     )
 
 
-def garment_colour_codes(look: Look) -> tuple[int, int, int]:
-    """The primary colour of the upper, lower and outer garment as labels.COLOUR codes (NA: no outer)."""
+def garment_codes(look: Look) -> tuple[int, int, int, int]:
+    """The primary colour of the upper, lower and outer garment (labels.COLOUR; NA: no outer), and
+    whether the lower garment is a skirt (labels.LOWER_TYPE; NA for a dress or jumpsuit)."""
     outer = look.outer_colours[0] if look.labels.fabric[2] != FABRIC.index("NA") else "NA"
-    return tuple(COLOUR.index(name) for name in (look.upper_colours[0], look.lower_colours[0], outer))
+    colours = tuple(COLOUR.index(name) for name in (look.upper_colours[0], look.lower_colours[0], outer))
+    lower = "NA" if look.one_piece else ("skirt" if look.skirt else "trousers")
+    return (*colours, LOWER_TYPE.index(lower))
 
 
 def generate_synthetic(
     root: Path, n_items: int, seed: int, image_size: tuple[int, int] = (128, 192), jpeg_quality: int = 90
 ) -> SyntheticSummary:
-    """Write images, captions.json, the label files and the garment colours under `root`; same seed,
-    same bytes."""
+    """Write images, captions.json, the label files and the garment file (colours, skirt or not) under
+    `root`; same seed, same bytes."""
     images_dir = root / IMAGES_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
     captions: dict[str, str] = {}
     labels: dict[str, ImageLabels] = {}
-    colours: dict[str, tuple[int, ...]] = {}
+    garments: dict[str, tuple[int, ...]] = {}
     items = draw_items(n_items, seed)
     for item in items:
         for view, name in zip(item.views, item.image_names()):
             render_person(item.look, view, image_size).save(images_dir / name, format="JPEG", quality=jpeg_quality)
             captions[name] = item.caption
             labels[name] = item.look.labels
-            colours[name] = garment_colour_codes(item.look)
+            garments[name] = garment_codes(item.look)
     text = json.dumps(captions, sort_keys=True, ensure_ascii=False)
     (root / CAPTIONS_FILE).write_text(text, encoding="utf-8")
     write_labels(root, labels)
-    write_colours(root, colours)
+    write_garments(root, garments)
     return SyntheticSummary(n_items=len(items), n_images=len(captions), n_captions=len(captions))
