@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands in dvc.yaml call `python`: it must be the environment's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean
+.PHONY: setup repro test test-fast bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,10 @@ test-fast: setup
 bench: setup
 	python bench/pipeline_time.py
 
+# The README's pictures of the search page, from the default run's index (needs Chromium: apt-get install chromium)
+screenshots: setup
+	fashion-search screenshots "denim shorts" "a red dress" --out reports
+
 clean:
-	rm -rf data models reports mlflow.db mlartifacts
+	rm -rf data models mlflow.db mlartifacts
+	rm -f reports/retrieval_grid.png

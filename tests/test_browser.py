@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import served_on_loopback
+from fashion_search.search.live import served_on_loopback
 from test_search_index import build_search_project
 
 from fashion_search.search.engine import SearchEngine
+from fashion_search.search.screenshots import search_and_capture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -77,15 +78,11 @@ def test_a_shopper_searches_and_sees_the_pictures(server: tuple[str, int], tmp_p
             page.goto(url)
             expect(page.locator("#model")).to_have_text("finetuned")
             assert page.locator(".example").count() >= 1
-            page.fill("#query", "a red dress")
-            page.click("#search-button")
-            page.wait_for_selector("#results li img")
-            page.wait_for_function("() => [...document.querySelectorAll('#results img')].every(i => i.complete)")
+            search_and_capture(page, url, "a red dress", tmp_path / "search.png")  # as `fashion-search screenshots`
             widths = page.eval_on_selector_all("#results img", "images => images.map(i => i.naturalWidth)")
             assert len(widths) == 10 and all(width > 0 for width in widths)
             assert page.locator("#results .score").count() == 10
             assert "a red dress" in page.text_content("#status")
-            page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
 
             page.locator(".example", has_text="denim shorts").click()  # an example query searches by itself
             expect(page.locator("#status")).to_contain_text("denim shorts")

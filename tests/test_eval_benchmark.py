@@ -52,7 +52,7 @@ def test_benchmark_a_checkpoint_directory_with_every_protocol(workdir, monkeypat
     n_pairs = report["gallery"]["size"]
     assert n_pairs > 8 and report["gallery"]["items"] == 8
     assert set(report) == {"model", "pairs", "gallery", "strict", "item", "marqo", "gallery_32",
-                           "published_marqo_zero_shot"}
+                           "published_marqo_zero_shot", "shopper"}
     for protocol in ("strict", "item", "gallery_32"):
         assert all(0.0 <= report[protocol][f"{d}_recall_at_{k}"] <= 1.0 for d in ("t2i", "i2t") for k in (1, 5, 10))
     # Any view counts at item level: never below strict.
@@ -106,3 +106,15 @@ def test_benchmark_a_hugging_face_id_from_the_local_cache(workdir: Path, tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["model"] == repo_id and 0.0 <= report["strict"]["t2i_recall_at_10"] <= 1.0
+
+
+def test_benchmark_the_shopper_protocol(workdir, monkeypatch, capsys) -> None:
+    """8 items give combinations with 10 relevant images only for the commonest garments: the 1-attribute
+    family ("top"), measured with its base rate and chance beside it."""
+    report = run_cli(workdir, monkeypatch, capsys, "--model", "models/xattn", "--protocol", "shopper")
+    families = report["shopper"]["families"]
+    assert "1_attribute" in families
+    row = families["1_attribute"]
+    assert 0.0 <= row["precision_at_10"] <= 1.0 and 0.0 < row["base_rate"] <= 1.0
+    assert row["chance_precision_at_10"] == pytest.approx(row["base_rate"])
+    assert row["precision_at_10_low"] <= row["precision_at_10"] <= row["precision_at_10_high"]

@@ -98,7 +98,15 @@ def test_repro_writes_metrics_for_every_model(project: Path) -> None:
                 assert metrics[model][protocol][f"{direction}_mean_rank"] >= 1.0
         assert metrics[model]["item"]["t2i_recall_at_1"] >= metrics[model]["strict"]["t2i_recall_at_1"]
         assert 0.0 <= metrics[model]["marqo"]["recall_at_1"] <= metrics[model]["marqo"]["recall_at_10"] <= 1.0
-    assert metrics["gallery"]["size"] == json.loads((project / "metrics/split.json").read_text())["test_pairs"]
+    split = json.loads((project / "metrics/split.json").read_text())
+    assert metrics["gallery"]["size"] == split["test_pairs"]
+    assert metrics["gallery"]["validation_size"] == split["val_pairs"] > 0
+    for model in ("baseline", "finetuned", "xattn"):  # chosen on validation, reported on test
+        assert 0.0 <= metrics["validation"][model]["item_t2i_recall_at_10"] <= 1.0
+        item = metrics[model]["item"]
+        assert item["t2i_recall_at_10_low"] <= item["t2i_recall_at_10"] <= item["t2i_recall_at_10_high"]
+        assert "families" in metrics[model]["shopper"]
+    assert set(metrics["differences"]) == {"finetuned_vs_baseline", "xattn_vs_finetuned"}
     by_attribute = json.loads((project / "metrics/evaluate_by_attribute.json").read_text())
     sleeves = by_attribute["finetuned"]["sleeve_length"]
     assert sum(bucket["queries"] for bucket in sleeves.values()) == metrics["gallery"]["size"]

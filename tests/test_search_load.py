@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import served_on_loopback
+from fashion_search.search.live import served_on_loopback
 from test_search_index import build_search_project
 
 from fashion_search.search import commands

@@ -13,3 +13,7 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """Data or a stage's output is not what the next stage needs; the message names the file and the fix."""
+
+
+class UsageError(UserError, ValueError):
+    """A command-line option that cannot work (a path that cannot be written, a missing file named)."""

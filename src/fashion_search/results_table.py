@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from fashion_search.errors import DataError
+from fashion_search.errors import DataError, UsageError
 from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.models import MODELS
 
@@ -162,9 +162,9 @@ def render_table(metrics: dict) -> str:
 def update_readme(readme: Path, metrics_file: Path) -> bool:
     """Replace the block between the results markers; True if the README changed."""
     if not readme.is_file():
-        raise ValueError(f"--readme {readme}: no such file; give the README that holds the results block")
+        raise UsageError(f"--readme {readme}: no such file; give the README that holds the results block")
     if not metrics_file.is_file():
-        raise ValueError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
+        raise UsageError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
                          "(run `dvc repro evaluate`)")
     text = readme.read_text(encoding="utf-8")
     table = render_table(json.loads(metrics_file.read_text(encoding="utf-8")))

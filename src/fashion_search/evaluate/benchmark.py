@@ -19,8 +19,12 @@ from fashion_search.data.pairs import read_pairs
 from fashion_search.embedding import embed_image_files, embed_texts, tokenize_queries
 from fashion_search.evaluate.measures import PROTOCOLS, gallery_description, measure
 from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+from fashion_search.evaluate.pipeline import ShopperGallery, shopper_scores
 from fashion_search.evaluate.retrieval import Retriever
+from fashion_search.evaluate.shopper import evaluate_families
 from fashion_search.models.loader import load_model
+
+SHOPPER = "shopper"
 
 
 def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str], settings: EvaluateSettings,
@@ -33,9 +37,14 @@ def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str],
     captions = tokenize_queries(checkpoint, pairs["caption"].tolist(), text.max_tokens, text.long_text)
     texts = embed_texts(checkpoint, captions, settings.batch_size)
     retriever = Retriever(settings.chunk_size, scorer, rerank_k)
-    measured = measure(images, texts, pairs, retriever, settings, seed_value, protocols)
+    measured = measure(images, texts, pairs, retriever, settings, seed_value,
+                       [protocol for protocol in protocols if protocol != SHOPPER])
     report: dict[str, Any] = {"model": model, "pairs": str(pairs_file),
                               "gallery": gallery_description(pairs, settings), **measured.metrics}
+    if SHOPPER in protocols:
+        shopper = ShopperGallery.build(pairs["image"].tolist(), raw, settings, seed_value)
+        scores_for = shopper_scores(checkpoint, scorer, images, settings, text, rerank_k)
+        report[SHOPPER] = evaluate_families(shopper.families, shopper.attributes, scores_for, seed_value).metrics
     if "marqo" in protocols:
         report["published_marqo_zero_shot"] = {"gallery_size": PUBLISHED_GALLERY_SIZE, **PUBLISHED_MARQO}
     return report
@@ -45,7 +54,7 @@ def benchmark_with_params(model: str, protocol: str, pairs_file: Path, raw: Path
                           params_file: Path = Path("params.yaml")) -> dict[str, Any]:
     """`benchmark` with the settings the evaluate stage uses (params.yaml), `all` meaning every protocol."""
     params = load_params(params_file)
-    protocols = PROTOCOLS if protocol == "all" else (protocol,)
+    protocols = (*PROTOCOLS, SHOPPER) if protocol == "all" else (protocol,)
     return benchmark(model, pairs_file, raw, protocols, section(params, "evaluate"), seed(params),
                      section(params, "image").fit, section(params, "text"),
                      section(params, "xattn").rerank_k)

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-PROTOCOL_CHOICES = ("strict", "item", "marqo", "gallery", "all")
+PROTOCOL_CHOICES = ("strict", "item", "marqo", "gallery", "shopper", "all")
 
 
 def add_benchmark_command(commands: argparse._SubParsersAction) -> None:

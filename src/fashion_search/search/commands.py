@@ -6,6 +6,8 @@ The heavy imports (torch, the model, FastAPI) happen inside the commands, so tha
 
 from __future__ import annotations
 
+from fashion_search.errors import UsageError
+
 import argparse
 import os
 from pathlib import Path
@@ -29,6 +31,11 @@ def add_search_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="1-65535 (default 8000)")
     serve.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="the index stage's output")
     serve.set_defaults(handler=run_serve)
+    shots = commands.add_parser("screenshots", help="pictures of the web page answering queries (for the README)")
+    shots.add_argument("queries", nargs="+", help='e.g. "denim shorts" "a red dress"')
+    shots.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="the index stage's output")
+    shots.add_argument("--out", type=Path, default=Path("reports"), help="folder for page_<query>.png")
+    shots.set_defaults(handler=run_screenshots)
 
 
 def port_number(text: str) -> int:
@@ -45,10 +52,10 @@ def port_number(text: str) -> int:
 def check_grid_path(out: Path) -> None:
     """Before any work: --grid must name a file in a folder that can be written (made if missing)."""
     if out.is_dir():
-        raise ValueError(f"--grid {out} is a folder; give a file name such as {out / 'results.png'}")
+        raise UsageError(f"--grid {out} is a folder; give a file name such as {out / 'results.png'}")
     folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"--grid {out}: {folder} cannot be written; give a path in a writable folder")
+        raise UsageError(f"--grid {out}: {folder} cannot be written; give a path in a writable folder")
 
 
 def run_query(args: argparse.Namespace) -> None:
@@ -80,7 +87,7 @@ def write_grid(model: str, query: str, hits: list, out: Path) -> None:
         with atomic_path(out) as tmp:
             draw_grid([(model, query, [(hit.path, hit.score, None) for hit in hits])], tmp, columns=max(1, len(hits)))
     except OSError as error:
-        raise ValueError(f"--grid {out}: cannot write it ({error.strerror or error}); give a path in a writable "
+        raise UsageError(f"--grid {out}: cannot write it ({error.strerror or error}); give a path in a writable "
                          "folder") from None
 
 
@@ -100,3 +107,15 @@ def serve(index: Path, host: str, port: int) -> None:
     print(f"serving {engine.gallery_size} images with {engine.model_name} ({engine.backend} search) "
           f"on http://{host}:{port}/")
     uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+
+
+def run_screenshots(args: argparse.Namespace) -> None:
+    from fashion_search.stage import run
+
+    def capture() -> None:
+        from fashion_search.search.screenshots import capture_queries
+
+        for path in capture_queries(args.index, args.queries, args.out):
+            print(path)
+
+    run(capture)

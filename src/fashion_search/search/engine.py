@@ -36,9 +36,9 @@ def repository_root(index_dir: Path, model_dir: str) -> Path:
     for candidate in (Path.cwd(), *Path(index_dir).resolve().parents):
         if (candidate / model_dir).is_dir():
             return candidate
-    raise ValueError(f"the index {index_dir} names its model {model_dir!r} relative to the repository it was built "
-                     "in, and neither the current folder nor any folder above the index holds it: run from that "
-                     "repository's root, or rebuild the index there (dvc repro index)")
+    raise DataError(f"the index {index_dir} names its model {model_dir!r} relative to the repository it was built "
+                    "in, and neither the current folder nor any folder above the index holds it: run from that "
+                    "repository's root, or rebuild the index there (dvc repro index)")
 
 
 class SearchEngine:

@@ -85,7 +85,7 @@ def require_keys(reference_path: Path, reference: Any, keys: tuple[str, ...]) ->
     """One line naming what a hand-edited or foreign index.json lacks."""
     missing = [key for key in keys if not isinstance(reference, dict) or key not in reference]
     if missing:
-        raise ValueError(f"{reference_path} lacks {', '.join(missing)}; rebuild it with `dvc repro -f index`")
+        raise DataError(f"{reference_path} lacks {', '.join(missing)}; rebuild it with `dvc repro -f index`")
 
 
 def read_index(directory: Path) -> GalleryIndex:
@@ -94,8 +94,8 @@ def read_index(directory: Path) -> GalleryIndex:
     try:
         reference = json.loads(reference_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{reference_path} is not valid JSON ({error}); rebuild it with "
-                         "`dvc repro -f index`") from None
+        raise DataError(f"{reference_path} is not valid JSON ({error}); rebuild it with "
+                        "`dvc repro -f index`") from None
     require_keys(reference_path, reference, INDEX_KEYS)
     table = pq.read_table(require(Path(directory) / GALLERY_FILE, "index"))
     embeddings = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(table), -1)

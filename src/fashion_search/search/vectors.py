@@ -139,7 +139,7 @@ def read_faiss(path: Path, kind: str) -> faiss.Index:
         index = faiss.read_index(str(path))
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise ValueError(f"{path} is not a readable FAISS index ({first[:200]}); rebuild it with "
-                         "`dvc repro -f index`") from None
+        raise DataError(f"{path} is not a readable FAISS index ({first[:200]}); rebuild it with "
+                        "`dvc repro -f index`") from None
     tune(index, kind)
     return index

@@ -1,4 +1,4 @@
-"""A live search server for the tests that need one (browser, load)."""
+"""A live search server on loopback, in a thread: for the browser and load tests and the page screenshots."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def served_on_loopback(engine: SearchEngine) -> Iterator[tuple[str, int]]:
     deadline = time.monotonic() + START_WAIT_S
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
     try:
         yield listener.getsockname()
     finally:
