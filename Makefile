@@ -31,7 +31,7 @@ bench: setup
 
 # The README's pictures of the search page, from the default run's index (needs Chromium: apt-get install chromium)
 screenshots: setup
-	fashion-search screenshots "denim shorts" "a red dress" --out reports
+	fashion-search screenshots "denim shorts" "a long skirt" --out reports
 
 clean:
 	rm -rf data models mlflow.db mlartifacts

@@ -57,7 +57,7 @@ def test_helper_edits_only_the_named_section(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, set_value(base_text(), "finetune.lr", "0.5")))
     assert section(params, "finetune").lr == 0.5
     assert section(params, "xattn").lr == pytest.approx(1e-6)
-    assert section(params, "train_baseline").lr == pytest.approx(1e-4)
+    assert section(params, "train_baseline").lr == pytest.approx(5e-4)
 
 
 def test_exponent_without_a_dot_is_a_float(tmp_path: Path) -> None:

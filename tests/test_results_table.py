@@ -22,7 +22,8 @@ def _metrics() -> dict:
     marqo = {"recall_at_1": 0.25, "recall_at_10": 0.75, "mrr_at_10": 0.4, "avg_recall": 0.5, "queries": 40}
 
     def model(**strict_changes: float) -> dict:
-        return {"strict": {**row, **strict_changes}, "item": {**row, "t2i_recall_at_1": 0.5},
+        return {"strict": {**row, **strict_changes},
+                "item": {**row, "t2i_recall_at_1": 0.5, "t2i_recall_at_10_low": 0.4, "t2i_recall_at_10_high": 0.6},
                 "gallery_32": {**row, "t2i_recall_at_5": 0.59}, "marqo": marqo}
 
     gallery = {"size": 99, "items": 30, "marqo_queries": 40, "small_gallery_size": 32, "small_gallery_draws": 10,
@@ -48,6 +49,7 @@ def test_strict_table_shows_each_model_and_chance() -> None:
 
 def test_item_and_small_gallery_tables() -> None:
     lines = render_table(_metrics()).splitlines()
+    assert "baseline [0.400–0.600]" in next(line for line in lines if line.startswith("**Item level**"))
     item = _table_after(lines, "**Item level**")
     assert len(item) == 5 and item[2].startswith("| Baseline") and "| 0.500 |" in item[2]
     small = _table_after(lines, "**Small galleries**")

@@ -17,7 +17,8 @@ LABELS = {"baseline": "Baseline (pretrained: zero-shot; tiny: trained here from 
 
 
 def _ks(protocol_metrics: dict) -> list[int]:
-    return sorted(int(key.rsplit("_", 1)[1]) for key in protocol_metrics if key.startswith("t2i_recall_at_"))
+    return sorted(int(match.group(1)) for key in protocol_metrics
+                  if (match := re.fullmatch(r"t2i_recall_at_(\d+)", key)))
 
 
 def _recall_table(metrics: dict, protocol: str, chance: dict | None = None) -> list[str]:
@@ -134,8 +135,9 @@ def render_table(metrics: dict) -> str:
             "mean base rate. Binding errors: results that show every attribute, but on the wrong garment.",
             "", *shopper, ""]
     if differences:
-        sections += ["**Paired differences** (test split; products and combinations resampled together): the "
-                     "primary comparison is shopper P@10, the others are secondary.", "", *differences, ""]
+        sections += ["**Paired differences** (test split): each model against the one before it on the same units, "
+                     "resampled by the bootstrap (products for item recall, attribute combinations for shopper "
+                     "P@10). The primary comparison is shopper P@10; the others are secondary.", "", *differences, ""]
     if validation:
         sections += [f"**Validation split** ({gallery.get('validation_size', '?')} images): what `serve.select_by` "
                      "chooses the served model by; the test split is never used to choose.", "", *validation, ""]

@@ -46,6 +46,8 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "Cardigans": ("cardigan",), "Jackets_Coats": ("jacket", "coat"), "Jackets_Vests": ("vest", "jacket"),
 }
 GENERIC = {"upper": "top", "lower": "bottoms", "outer": "outer layer"}
+COLOUR_SHARE = 0.7  # texts that say a garment's colour when the source knows it
+SECOND_GARMENT_SHARE = 0.6  # texts that also describe a second garment ("... and blue trousers")
 PLURAL_WORDS = {"shorts", "trousers", "pants", "leggings", "jeans", "bottoms"}
 PERSON = {"women": ("female model", "woman model"), "men": ("male model", "man model")}
 EXTRAS = {("hat", "hat"): "a hat", ("glasses", "eyeglasses"): "glasses", ("glasses", "sunglasses"): "sunglasses"}
@@ -85,8 +87,13 @@ def _modifiers(row: pd.Series, slot: str, rng: np.random.Generator, most: int) -
         options.append((kind, column, value, words[int(rng.integers(len(words)))]))
     if not options:
         return []
-    count = int(rng.integers(0, min(most, len(options)) + 1))
-    chosen = sorted(rng.choice(len(options), size=count, replace=False).tolist()) if count else []
+    # colour is what a picture shows most plainly, and what is easiest to put on the wrong garment: it is
+    # said more often, so that texts about two garments teach which colour belongs to which
+    colour = [i for i, option in enumerate(options) if option[0] == "colour"]
+    chosen = colour if colour and rng.random() < COLOUR_SHARE else []
+    rest = [i for i in range(len(options)) if i not in chosen]
+    count = int(rng.integers(0, min(most - len(chosen), len(rest)) + 1)) if rest and most > len(chosen) else 0
+    chosen = sorted(chosen + (rng.choice(rest, size=count, replace=False).tolist() if count else []))
     order = ("colour", "length", "sleeve", "pattern", "fabric")
     picked = sorted((options[i] for i in chosen), key=lambda option: order.index(option[0]))
     return [(column, value, word) for _, column, value, word in picked]
@@ -133,7 +140,7 @@ def alt_text(row: pd.Series, rng: np.random.Generator) -> AltText | None:
     garments = [_article(words) + " ".join(words)]
     bound = "upper" if slot == "one_piece" else slot
     others = [g for g in ("upper", "lower", "outer") if g != bound and not (slot == "one_piece" and g == "lower")]
-    if others and rng.random() < 0.35:
+    if others and rng.random() < SECOND_GARMENT_SHARE:
         garment = others[int(rng.integers(len(others)))]
         extra = [m for m in _modifiers(row, garment, rng, most=2) if not m[0].endswith(("sleeve", "length"))]
         noun_word, noun_states = _other_noun(row, garment)

@@ -76,4 +76,15 @@ def capture_queries(index: Path, queries: list[str], out_dir: Path) -> list[Path
             for query, out in zip(queries, written):
                 search_and_capture(page, f"http://{host}:{port}/", query, out)
         with_browser(shoot)
+    for path in written:
+        shrink_png(path)
     return written
+
+
+def shrink_png(path: Path, colours: int = 96) -> None:
+    """Quantise a screenshot to a palette: a page of flat colours keeps its look at a fraction of the bytes."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    small.save(path, format="PNG", optimize=True)
