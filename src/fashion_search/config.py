@@ -121,11 +121,11 @@ class TrainSettings:
     workers: int = dataclasses.field(metadata=rule(low=0, high=64))  # threads preparing batches ahead
     checkpoint_every: int = dataclasses.field(metadata=rule(low=0))  # steps between resumable states; 0: none
     # short texts written from each image's labels, besides its caption (data/alt_text.py); 0: captions only
-    alt_texts: int = dataclasses.field(metadata=rule(low=0, high=64))
+    alt_texts: int = dataclasses.field(default=0, metadata=rule(low=0, high=64))
     # pair: a text's only positive is its own image (CLIP, the report); labels: every batch image it fits
-    positives: str = dataclasses.field(metadata=rule(choices=("pair", "labels")))
+    positives: str = dataclasses.field(default="pair", metadata=rule(choices=("pair", "labels")))
     # weight of the attribute heads' labelled loss beside the contrastive one (train.heads); 0: none
-    label_weight: float = dataclasses.field(metadata=rule(low=0.0, high=100.0))
+    label_weight: float = dataclasses.field(default=0.0, metadata=rule(low=0.0, high=100.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +186,7 @@ class EvaluateSettings:
     gallery_size: int = dataclasses.field(metadata=rule(low=2))  # small random galleries (the report's batch: 32)
     gallery_draws: int = dataclasses.field(metadata=rule(low=1, high=10000))
     marqo_queries: int = dataclasses.field(metadata=rule(low=1))  # unique captions sampled as queries (Marqo: 2,000)
-    shopper: ShopperSettings
+    shopper: ShopperSettings = ShopperSettings(min_relevant=10, max_queries=60)
 
     def __post_init__(self) -> None:
         """Each k names a metric (recall_at_k) and a point of the plotted curves."""
@@ -349,7 +349,7 @@ def _value(key: str, raw: Any, hint: Any, meta: Any) -> Any:
     if raw is _MISSING:
         raise ConfigError(f"params.yaml: {key} is missing")
     if dataclasses.is_dataclass(hint):
-        return _build(hint, raw, key)
+        return raw if isinstance(raw, hint) else _build(hint, raw, key)
     if typing.get_origin(hint) is list:
         (item_type,) = typing.get_args(hint)
         if not isinstance(raw, list) or not raw:
