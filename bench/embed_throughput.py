@@ -1,4 +1,4 @@
-"""Embedding throughput: images/s and texts/s of fashion_search/embedding.py against the bare model forward; prints JSON.
+"""Embedding throughput: images/s and texts/s of fashion_search/embedding.py against the bare forward; prints JSON.
 
 `embed_images` reads the memory-mapped image cache through a PixelView, as the evaluate and index
 stages do, and `embed_texts` pads tokenized captions; the bare forward gets the same batches ready-made

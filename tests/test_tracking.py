@@ -94,3 +94,20 @@ def test_artifacts_follow_the_repository_when_it_is_moved(tmp_path: Path, monkey
         uri = mlflow.get_run(run_id).info.artifact_uri
         assert uri.startswith((new / "mlartifacts").as_uri() + "/")
         assert (Path(uri.removeprefix("file://")) / "note.txt").is_file()
+
+
+def test_every_run_carries_every_params_key_and_the_data_source(tmp_path, monkeypatch) -> None:
+    """An evaluate run can be compared by finetune.lr in the MLflow UI: every run logs all of params.yaml."""
+    from mlflow.tracking import MlflowClient
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with start_run("evaluate", {"evaluate.batch_size": 128}) as logger:
+        logger.log_metrics({"x": 1.0})
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("fashion-search").experiment_id])
+    assert run.data.params["finetune.lr"] == "1e-06" and run.data.params["evaluate.batch_size"] == "128"
+    assert run.data.params["split.val_size"] == "0.1"
+    assert run.data.tags["data_source"] == "synthetic" and run.data.tags["model_name"] == "tiny"

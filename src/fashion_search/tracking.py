@@ -17,7 +17,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from fashion_search.config import flatten
+from fashion_search.config import ConfigError, flatten, load_params
 from fashion_search.errors import UserError
 from fashion_search.paths import project_root
 
@@ -99,7 +99,7 @@ def _retrying(action: Callable[[], Any], attempts: int = 6) -> Any:
 
 @contextmanager
 def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
-    """An MLflow run for one stage, with all params (flattened) and provenance tags.
+    """An MLflow run for one stage, with every params.yaml key (flattened) and provenance tags.
 
     The store is checked before any work: unreachable, the stage stops at once.
     If it goes away later, the stage still finishes and writes its outputs; what
@@ -113,12 +113,15 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
     mlflow.set_tracking_uri(uri)
     exp_name = os.environ.get("DVC_EXP_NAME") or WORKSPACE
     commit = git_commit(project_root())
-    tags = {"stage": stage, "git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit}
+    everything = whole_params()
+    tags = {"stage": stage, "git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit,
+            "data_source": str(everything.get("data.source", "")), "model_name": str(everything.get("model.name", ""))}
     try:
         experiment_id = _retrying(lambda: _ensure_experiment(mlflow, EXPERIMENT))
         run = _retrying(lambda: mlflow.start_run(experiment_id=experiment_id, tags=tags,
                                                  run_name=stage if exp_name == WORKSPACE else f"{exp_name}:{stage}"))
-        _retrying(lambda: mlflow.log_params({k: _param_value(v) for k, v in flatten(params).items()}))
+        logged = {**everything, **flatten(params)}  # the stage's own keys as it validated them
+        _retrying(lambda: mlflow.log_params({k: _param_value(v) for k, v in logged.items()}))
     except Exception as error:
         raise TrackingUnavailableError(
             f"the MLflow tracking store {uri} is not usable ({error.__class__.__name__}: {error}). Start the "
@@ -132,6 +135,15 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
     finally:
         logger.attempt("end the run", lambda: mlflow.end_run(status=status))
         logger.report()
+
+
+def whole_params() -> dict[str, Any]:
+    """Every key of the params.yaml the stage runs with, flattened: each run can be filtered and compared
+    in the MLflow UI by any setting (the evaluate run by finetune.lr), not only by its stage's own."""
+    try:
+        return flatten(load_params(Path("params.yaml")))
+    except ConfigError:
+        return {}
 
 
 def _param_value(value: Any) -> str:

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fashion_search.data.labels import COLOUR
 from fashion_search.data.attributes import (GARMENT_KINDS, IMAGE_KINDS, NOUNS, PLURAL_NOUNS, SLOT_KINDS,
                                             available_columns, column_of, noun_mask, nouns_of)
+from fashion_search.data.labels import COLOUR
+from fashion_search.evaluate.intervals import bootstrap_mean, bootstrap_mean_of_groups
 
 KIND_ORDER = ("gender", "colour", "length", "sleeve", "pattern", "fabric", "hat", "glasses")
 
@@ -347,11 +348,6 @@ def all_phrasings(families: Iterable[Family]) -> list[str]:
 HEADLINE_FAMILIES = ("2_attributes", "3_attributes")
 
 
-def headline_values(results: Sequence[FamilyResult], measure: str) -> list[list[float]]:
-    """Per-combination values of the headline families (the mean over the 2- and 3-attribute families)."""
-    return [r.per_combination[measure] for r in results if r.name in HEADLINE_FAMILIES]
-
-
 # ---------------------------------------------------------------- one model, every family
 
 
@@ -368,8 +364,6 @@ def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scor
                       training: pd.DataFrame | None = None) -> ShopperResult:
     """Every family's measures with a bootstrap interval over combinations, the base rate and chance
     beside them, the combinations no training image shows, and the headline (2- and 3-attribute mean)."""
-    from fashion_search.evaluate.intervals import bootstrap_mean, bootstrap_mean_of_groups
-
     texts = all_phrasings(families)
     scores = scores_for(texts) if texts else torch.empty(0, len(attributes))
     metrics: dict = {"families": {}}
