@@ -107,7 +107,9 @@ def test_repro_writes_metrics_for_every_model(project: Path) -> None:
         item = metrics[model]["item"]
         assert item["t2i_recall_at_10_low"] <= item["t2i_recall_at_10"] <= item["t2i_recall_at_10_high"]
         assert "families" in metrics[model]["shopper"]
-    assert set(metrics["differences"]) == {"finetuned_vs_baseline", "xattn_vs_finetuned"}
+    assert set(metrics["differences"]) == {"finetuned_vs_baseline", "xattn_vs_finetuned",
+                                           "xattn_reranked_vs_its_dual_encoder"}
+    assert 0.0 <= metrics["xattn"]["dual_encoder"]["item_t2i_recall_at_10"] <= 1.0
     by_attribute = json.loads((project / "metrics/evaluate_by_attribute.json").read_text())
     sleeves = by_attribute["finetuned"]["sleeve_length"]
     assert sum(bucket["queries"] for bucket in sleeves.values()) == metrics["gallery"]["size"]

@@ -99,7 +99,7 @@ def _difference_table(metrics: dict) -> list[str]:
         return []
     lines = ["| Comparison | Measure | Difference [95% CI] | Excludes 0 |", "|---|---|---|---|"]
     for comparison, measures in differences.items():
-        after, before = comparison.split("_vs_")
+        after, before = (part.replace("_", " ") for part in comparison.split("_vs_"))
         for measure, row in measures.items():
             lines.append(f"| {after} − {before} | {measure.replace('_', ' ')} | "
                          f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] | "

@@ -38,6 +38,8 @@ class ModelResult:
     grid: list[GridRow] = field(default_factory=list)
     shopper: ShopperResult | None = None
     item_hits: dict[str, float] = field(default_factory=dict)  # product -> its captions' item-level t2i hit@10
+    # a model that re-ranks: the same figures from its own dual encoder alone, to show what re-ranking adds
+    dual_encoder: ModelResult | None = None
 
 
 @dataclass
@@ -133,6 +135,14 @@ def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes:
         result.shopper = evaluate_families(shopper.families, shopper.attributes,
                                            shopper_scores(checkpoint, scorer, images, settings, text, rerank_k,
                                                           runtime), seed, shopper.training)
+    if scorer is not None:
+        alone = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size), settings, seed, ("item",))
+        result.dual_encoder = ModelResult(alone, {}, item_hits=item_hits_by_product(alone.ranks["item"]["t2i"],
+                                                                                    gallery.pairs["item_id"]))
+        if shopper is not None:
+            result.dual_encoder.shopper = evaluate_families(
+                shopper.families, shopper.attributes,
+                shopper_scores(checkpoint, None, images, settings, text, rerank_k, runtime), seed)
     return result
 
 
@@ -172,24 +182,35 @@ def test_metrics(result: ModelResult, seed: int) -> dict[str, Any]:
         list(result.item_hits.values()), seed).items() if end != "mean"}}
     if result.shopper is not None:
         metrics["shopper"] = result.shopper.metrics
+    if result.dual_encoder is not None:
+        alone = result.dual_encoder
+        metrics["dual_encoder"] = {"item_t2i_recall_at_10": float(alone.measured.metrics["item"]["t2i_recall_at_10"])}
+        if alone.shopper is not None and "headline" in alone.shopper.metrics:
+            headline = alone.shopper.metrics["headline"]
+            metrics["dual_encoder"].update(shopper_precision_at_10=headline["precision_at_10"],
+                                           shopper_ndcg_at_10=headline["ndcg_at_10"])
     return metrics
 
 
 def paired_differences(results: dict[str, ModelResult], seed: int) -> dict[str, dict[str, Any]]:
-    """Each model against the one before it (finetuned - baseline, xattn - finetuned), paired over the same
-    products and the same shopper combinations: the mean difference, its interval, and whether it excludes 0."""
+    """Each model against the one before it (finetuned - baseline, xattn - finetuned), and a re-ranking model
+    against its own dual encoder (what the pair scorer adds), paired over the same products and the same
+    shopper combinations: the mean difference, its interval, and whether it excludes 0."""
     names = list(results)
-    differences: dict[str, dict[str, Any]] = {}
-    for before, after in zip(names, names[1:]):
-        a, b = results[after], results[before]
-        products = sorted(a.item_hits)
-        entry = {"item_t2i_recall_at_10": paired_difference([a.item_hits[p] for p in products],
-                                                            [b.item_hits[p] for p in products], seed)}
-        if a.shopper is not None and b.shopper is not None:
-            families = [f for f in HEADLINE_FAMILIES if f in a.shopper.per_combination]
-            if families:
-                entry["shopper_precision_at_10"] = paired_difference(
-                    [v for f in families for v in a.shopper.per_combination[f]["precision_at_10"]],
-                    [v for f in families for v in b.shopper.per_combination[f]["precision_at_10"]], seed)
-        differences[f"{after}_vs_{before}"] = entry
-    return differences
+    pairs = [(f"{after}_vs_{before}", results[after], results[before]) for before, after in zip(names, names[1:])]
+    pairs += [(f"{name}_reranked_vs_its_dual_encoder", result, result.dual_encoder)
+              for name, result in results.items() if result.dual_encoder is not None]
+    return {key: _paired(a, b, seed) for key, a, b in pairs}
+
+
+def _paired(a: ModelResult, b: ModelResult, seed: int) -> dict[str, Any]:
+    products = sorted(a.item_hits)
+    entry = {"item_t2i_recall_at_10": paired_difference([a.item_hits[p] for p in products],
+                                                        [b.item_hits[p] for p in products], seed)}
+    if a.shopper is not None and b.shopper is not None:
+        families = [f for f in HEADLINE_FAMILIES if f in a.shopper.per_combination]
+        if families:
+            entry["shopper_precision_at_10"] = paired_difference(
+                [v for f in families for v in a.shopper.per_combination[f]["precision_at_10"]],
+                [v for f in families for v in b.shopper.per_combination[f]["precision_at_10"]], seed)
+    return entry
