@@ -17,6 +17,7 @@ from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import (ShopperGallery, TestGallery, evaluate_model, flat_metric_names,
                                               paired_differences, test_metrics, validate_model)
 from fashion_search.models import MADE_BY, MODELS
+from fashion_search.models.loader import load_model
 from fashion_search.stage import run
 from fashion_search.tracking import start_run
 
@@ -57,15 +58,16 @@ def main() -> None:
     shopper_validation = ShopperGallery.build(validation.pairs["image"].tolist(), args.raw, settings, seed_value)
 
     with start_run("evaluate", stage_params(params, "evaluate")) as logger:
-        directories = {name: require(getattr(args, name), MADE_BY[name]) for name in MODELS}
-        results = {name: evaluate_model(name, directories[name], gallery, attributes, settings, seed_value, queries,
-                                        text, rerank_k, runtime, shopper)
-                   for name in MODELS}
+        results, validated = {}, {}
+        for name in MODELS:  # each model loaded once, for the test and the validation split
+            model = load_model(require(getattr(args, name), MADE_BY[name]), name)
+            results[name] = evaluate_model(name, model, gallery, attributes, settings, seed_value, queries, text,
+                                           rerank_k, runtime, shopper)
+            validated[name] = validate_model(model, validation, shopper_validation, settings, seed_value, text,
+                                             rerank_k, runtime)
         metrics = {name: test_metrics(result, seed_value) for name, result in results.items()}
         metrics["differences"] = paired_differences(results, seed_value)
-        metrics["validation"] = {name: validate_model(name, directories[name], validation, shopper_validation,
-                                                      settings, seed_value, text, rerank_k, runtime)
-                                 for name in MODELS}
+        metrics["validation"] = validated
         metrics["gallery"] = gallery_description(gallery.pairs, settings)
         metrics["gallery"]["validation_size"] = len(validation.pairs)
         by_attribute = {name: result.by_attribute for name, result in results.items()}

@@ -42,3 +42,26 @@ def write_params(out: Path, changes: Mapping[ParamKey, Any] | None = None, sourc
     with path.open("w", encoding="utf-8") as stream:
         yaml.dump(params, stream)
     return path
+
+
+def copy_project(repo: Path) -> Path:
+    """The project's files as git would commit them (tracked, and untracked but not ignored), copied to `repo`."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    return repo
+
+
+def commit_all(repo: Path) -> None:
+    """`git init` (if needed) and one commit of everything in `repo`."""
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "project"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)

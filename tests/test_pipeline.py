@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import write_params
+from conftest import commit_all, copy_project, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -64,19 +63,11 @@ def _shrink(params_file: Path, changes: dict[tuple[str, ...], object] = SMALL) -
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project's files (what git would commit) in a fresh git repository, after `dvc repro`."""
-    repo = tmp_path_factory.mktemp("project")
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
-    for name in listed:
-        if (REPO / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, repo / name)
+    repo = copy_project(tmp_path_factory.mktemp("project"))
     _shrink(repo / "params.yaml")
     for path in (repo / "metrics").glob("*.json"):
         path.unlink()
-    _run(repo, "git", "init", "-q")
-    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    _run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    commit_all(repo)
     _run(repo, sys.executable, "-m", "dvc", "repro")
     return repo
 

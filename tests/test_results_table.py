@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import commit_all, copy_project
 from fashion_search.evaluate.published import PUBLISHED_MARQO
 from fashion_search.results_table import END, START, render_table, update_readme
 
@@ -141,16 +142,8 @@ def test_committed_readme_matches_committed_metrics(tmp_path: Path) -> None:
 def test_readme_check_passes_after_a_rerun_that_changed_the_last_digits(tmp_path: Path) -> None:
     """`make repro` then `make test` on another CPU: the rerun rewrites metrics/evaluate.json with
     last-digit differences; the README check still compares what is committed, so it passes."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
-    clone = tmp_path / "clone"
-    for name in listed:
-        if (REPO / name).is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, clone / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "project"]):
-        subprocess.run([*git, *args], cwd=clone, check=True, capture_output=True)
+    clone = copy_project(tmp_path / "clone")
+    commit_all(clone)
     metrics_file = clone / "metrics" / "evaluate.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     strict = metrics["xattn"]["strict"]

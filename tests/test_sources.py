@@ -8,7 +8,6 @@ import http.server
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 from ruamel.yaml import YAML
 
+from conftest import commit_all, copy_project
 from fashion_search.config import ConfigError, DataSettings, DeepFashionSettings, load_params, section
 from fashion_search.data.download import DownloadError, fetch, fetch_deepfashion, md5_of
 from fashion_search.data.hub import fetch_hf
@@ -191,15 +191,7 @@ def _dvc(repo: Path, *args: str) -> str:
 
 def _project_copy(repo: Path) -> None:
     """The project's files (what git would commit) in a fresh git repository; DVC already initialised."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
-    for name in listed:
-        if (REPO / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, repo / name)
-    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"],
-                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"]):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    commit_all(copy_project(repo))
 
 
 @pytest.mark.slow

@@ -283,11 +283,7 @@ def _check_known_keys(cls: type, raw: Any, key: str) -> None:
     stage that reads its section (serve.* is read by the last stage, after an hour of training)."""
     if not isinstance(raw, dict):
         return  # a missing or malformed section is reported, with its key, by the stage that reads it
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
-                          f"known keys of {key}: {sorted(fields)}")
+    fields = _fields_of(cls, raw, key)
     hints = typing.get_type_hints(cls)
     for name in fields:
         if dataclasses.is_dataclass(hints[name]):
@@ -329,15 +325,21 @@ def _build(cls: type, raw: Any, key: str) -> Any:
         raise ConfigError(f"params.yaml: section {key} is missing")
     if not isinstance(raw, dict):
         raise ConfigError(f"params.yaml: {key} must be a mapping, got {raw!r}")
+    fields = _fields_of(cls, raw, key)
+    hints = typing.get_type_hints(cls)
+    values = {name: _value(f"{key}.{name}", raw.get(name, _default(f)), hints[name], f.metadata)
+              for name, f in fields.items()}
+    return cls(**values)
+
+
+def _fields_of(cls: type, raw: dict[str, Any], key: str) -> dict[str, dataclasses.Field]:
+    """The settings class's fields by name; a key of `raw` that is none of them is refused, naming it."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
                           f"known keys of {key}: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    values = {name: _value(f"{key}.{name}", raw.get(name, _default(f)), hints[name], f.metadata)
-              for name, f in fields.items()}
-    return cls(**values)
+    return fields
 
 
 def _default(field: dataclasses.Field) -> Any:

@@ -24,8 +24,8 @@ from fashion_search.data.attributes import (IMAGE_KINDS, JACKETS, LOWER_TYPE_OF_
                                             column_of)
 
 # Training words per attribute value (several surface forms; none of the robustness families' words).
+# (A colour is written as its name.)
 TRAIN_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "colour": {},  # the colour name itself
     "pattern": {"floral": ("floral", "flower-patterned"), "graphic": ("graphic", "graphic-print"),
                 "striped": ("striped",), "pure color": ("plain", "pure color", "single-colour"),
                 "lattice": ("lattice", "checked"), "color block": ("color-block", "color block")},

@@ -25,7 +25,6 @@ from fashion_search.evaluate.shopper import (HEADLINE_FAMILIES, Family, ScoreFn,
 from fashion_search.image_cache import Pixels
 from fashion_search.inputs import pair_pixels, pair_segments
 from fashion_search.models.clip import Checkpoint
-from fashion_search.models.loader import load_model
 
 GRID_COLUMNS = 5
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
@@ -92,11 +91,13 @@ def item_hits_by_product(ranks: torch.Tensor, items: pd.Series, k: int = 10) -> 
     return {str(item): float(value) for item, value in hits.groupby(level=0).mean().items()}
 
 
-def validate_model(name: str, directory: Path, gallery: TestGallery, shopper: ShopperGallery,
-                   settings: EvaluateSettings, seed: int, text: TextSettings, rerank_k: int,
-                   runtime: Runtime = CPU) -> dict[str, float]:
+LoadedModel = tuple[Checkpoint, Any]  # models.loader.load_model's answer: the dual encoder and its pair scorer
+
+
+def validate_model(model: LoadedModel, gallery: TestGallery, shopper: ShopperGallery, settings: EvaluateSettings,
+                   seed: int, text: TextSettings, rerank_k: int, runtime: Runtime = CPU) -> dict[str, float]:
     """The figures `serve.select_by` chooses by, on the validation split."""
-    checkpoint, scorer = load_model(directory, name)
+    checkpoint, scorer = model
     images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
     texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
     measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings,
@@ -110,11 +111,11 @@ def validate_model(name: str, directory: Path, gallery: TestGallery, shopper: Sh
     return figures
 
 
-def evaluate_model(name: str, directory: Path, gallery: TestGallery, attributes: pd.DataFrame,
+def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attributes: pd.DataFrame,
                    settings: EvaluateSettings, seed: int, queries: list[str], text: TextSettings,
                    rerank_k: int, runtime: Runtime = CPU, shopper: ShopperGallery | None = None) -> ModelResult:
-    """Every measure, the by-attribute breakdown and the grid rows for one model."""
-    checkpoint, scorer = load_model(directory, name)
+    """Every measure, the by-attribute breakdown and the grid rows for one model (`load_model`'s answer)."""
+    checkpoint, scorer = model
     images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
     texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
     measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings, seed)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -309,7 +309,6 @@ class FamilyResult:
     per_combination: dict[str, list[float]]  # measure -> one value per combination (its phrasings averaged)
     base_rate: float
     chance: dict[str, float]
-    combinations: list[str] = field(default_factory=list)
 
 
 def measure_family(family: Family, attributes: pd.DataFrame, scores: torch.Tensor) -> FamilyResult:
@@ -330,8 +329,7 @@ def measure_family(family: Family, attributes: pd.DataFrame, scores: torch.Tenso
     counts = [int(mask.sum()) for mask, _ in masks]
     chances = [chance_measures(n, len(attributes)) for n in counts]
     chance = {name: float(np.mean([c[name] for c in chances])) for name in chances[0]}
-    return FamilyResult(family.name, per_combination, float(np.mean(counts) / len(attributes)), chance,
-                        [c.key() for c in family.combinations])
+    return FamilyResult(family.name, per_combination, float(np.mean(counts) / len(attributes)), chance)
 
 
 def unseen_in_training(family: Family, training: pd.DataFrame | None) -> list[bool]:
