@@ -15,7 +15,7 @@ from fashion_search.evaluate.attributes import query_attributes, unlabelled_quer
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import (ShopperGallery, TestGallery, evaluate_model, flat_metric_names,
-                                              paired_differences, test_metrics, validate_model)
+                                              paired_differences, record_models, test_metrics, validate_model)
 from fashion_search.models import MADE_BY, MODELS
 from fashion_search.models.loader import load_model
 from fashion_search.stage import run
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     settings, image, text = section(params, "evaluate"), section(params, "image"), section(params, "text")
-    rerank_k, seed_value = section(params, "xattn").rerank_k, seed(params)
+    rerank_k, seed_value = section(params, "retrieval").rerank_k, seed(params)
     runtime_settings = section(params, "runtime")
     runtime = pick_runtime(runtime_settings.device, runtime_settings.precision, runtime_settings.compile)
     gallery = TestGallery(read_pairs(args.test, "split"), args.raw, image.fit, require(args.cache, "cache_images"))
@@ -58,6 +58,7 @@ def main() -> None:
     shopper_validation = ShopperGallery.build(validation.pairs["image"].tolist(), args.raw, settings, seed_value)
 
     with start_run("evaluate", stage_params(params, "evaluate")) as logger:
+        record_models(logger, {name: getattr(args, name) for name in MODELS})
         results, validated = {}, {}
         for name in MODELS:  # each model loaded once, for the test and the validation split
             model = load_model(require(getattr(args, name), MADE_BY[name]), name)
@@ -73,6 +74,7 @@ def main() -> None:
         by_attribute = {name: result.by_attribute for name, result in results.items()}
         by_attribute["unlabelled_queries"] = unlabelled_queries(attributes)
         logger.log_metrics(flat_metric_names(metrics))
+        logger.log_parent_metrics(flat_metric_names(metrics))  # one row per pipeline in the MLflow runs table
         logger.log_metrics(flat_metric_names({"by_attribute": by_attribute}))
         for name, result in results.items():
             for curve, values in result.measured.curves.items():

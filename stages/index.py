@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     serve, image, text = section(params, "serve"), section(params, "image"), section(params, "text")
-    rerank_k = section(params, "xattn").rerank_k
+    rerank_k = section(params, "retrieval").rerank_k
 
     model = choose_model(serve.model, require(args.metrics, "evaluate"), serve.select_by)
     model_dir = require(getattr(args, model), MADE_BY[model])

@@ -54,7 +54,7 @@ def main() -> None:
             with atomic_path(args.out) as tmp:
                 checkpoint.save(tmp)
 
-        session.finish(losses, save, args.metrics, {"trained_from": checkpoint.info["trained_from"]})
+        session.finish(losses, save, args.out, args.metrics, {"trained_from": checkpoint.info["trained_from"]})
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main() -> None:
             with atomic_path(args.out) as tmp:
                 xattn.save(tmp)
 
-        session.finish(losses, save, args.metrics)
+        session.finish(losses, save, args.out, args.metrics)
 
 
 if __name__ == "__main__":

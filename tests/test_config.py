@@ -265,7 +265,7 @@ def test_flatten_gives_dotted_keys() -> None:
 def test_flatten_the_real_params() -> None:
     flat = flatten(load_params(BASE))
     assert flat["finetune.lr"] == pytest.approx(1e-6)
-    assert flat["xattn.rerank_k"] == 20
+    assert flat["retrieval.rerank_k"] == 20
     assert flat["model.tiny.vocab_size"] == 1000
     assert not any(isinstance(value, dict) for value in flat.values())
 
@@ -290,4 +290,11 @@ def test_each_stage_declares_the_params_its_dvc_entry_lists() -> None:
     for stage in config.STAGE_PARAMS:
         tracked = config.stage_params(params, stage)
         assert list(tracked) == list(config.STAGE_PARAMS[stage])
-    assert config.stage_params(params, "evaluate")["xattn.rerank_k"] == 20
+    assert config.stage_params(params, "evaluate")["retrieval"] == {"rerank_k": 20}
+
+
+def test_a_key_that_moved_says_where_it_went(tmp_path: Path) -> None:
+    """rerank_k is a retrieval setting now (changing it must not retrain xattn): an old params.yaml is told so."""
+    old = base_text().replace("  negatives: 7", "  negatives: 7\n  rerank_k: 20", 1)
+    with pytest.raises(ConfigError, match=r"xattn\.rerank_k is now retrieval\.rerank_k"):
+        load_params(write(tmp_path, old))

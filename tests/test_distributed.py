@@ -51,7 +51,7 @@ if trainer == "contrastive":
 else:
     settings = XattnSettings(layers=1, heads=4, dropout=0.0, epochs=2, lr=1e-4, lock_image=False, lock_text=True,
                              head_lr=1e-3, batch_size=8, temperature=0.1, weight_decay=0.01, warmup_steps=1,
-                             grad_clip=1.0, workers=0, checkpoint_every=0, negatives=negatives, rerank_k=5)
+                             grad_clip=1.0, workers=0, checkpoint_every=0, negatives=negatives)
     xattn = XattnModel(checkpoint, new_scorer(32, 1, 4, 0.0, seed=5))
     groups = [i // 2 for i in range(len(captions))]  # pairs of two views of one item
     losses = train_xattn(xattn, pixels, pieces, groups, settings, seed=5, session=Session(world=world))

@@ -34,7 +34,7 @@ SMALL = {
     ("finetune", "batch_size"): 16,
     ("xattn", "layers"): 1,
     ("xattn", "batch_size"): 8,
-    ("xattn", "rerank_k"): 5,
+    ("retrieval", "rerank_k"): 5,
     ("evaluate", "plot_max_k"): 10,
     # 24 items leave too few validation images for a shopper combination's 10 relevant ones
     ("serve", "select_by"): "item_t2i_recall_at_10",
@@ -202,14 +202,123 @@ def test_rerun_from_scratch_gives_identical_metrics(project: Path) -> None:
     assert before == after
 
 
-def test_experiment_with_a_changed_learning_rate_is_tracked(project: Path) -> None:
-    """`dvc exp run -S` writes 1e-04 into params.yaml; it must load as a number and give a new run."""
+@pytest.fixture(scope="module")
+def lr_experiment(project: Path) -> Path:
+    """The user's workflow: `dvc exp run -S finetune.lr=1e-4` after the default run (the baseline is cached)."""
     _run(project, sys.executable, "-m", "dvc", "exp", "run", "-S", "finetune.lr=1e-4", "-n", "lr-1e-4")
+    return project
+
+
+def test_experiment_with_a_changed_learning_rate_is_tracked(lr_experiment: Path) -> None:
+    """`dvc exp run -S` writes 1e-04 into params.yaml; it must load as a number and give a new run."""
+    project = lr_experiment
     finetunes = [r for r in _mlflow_runs(project) if r.data.tags["stage"] == "finetune"]
     tagged = [r for r in finetunes if r.data.tags.get("dvc_exp_name") == "lr-1e-4"]
     assert len(tagged) == 1 and float(tagged[0].data.params["finetune.lr"]) == pytest.approx(1e-4)
     shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
     assert "lr-1e-4" in shown
+
+
+def _evaluate_runs(client, experiment_id: str, exp_name: str) -> list:
+    return client.search_runs([experiment_id], order_by=["attributes.start_time DESC"],
+                              filter_string=f"tags.stage = 'evaluate' and tags.dvc_exp_name = '{exp_name}'")
+
+
+def test_evaluate_runs_compare_by_every_param_and_name_the_models_they_scored(lr_experiment: Path) -> None:
+    """In MLflow the two evaluate runs differ by finetune.lr, each names its models (digest, dvc.lock hash, the run
+    that trained it: for the cached baseline, the default run's), and each pipeline is one parent with its stages."""
+    from mlflow.tracking import MlflowClient
+    from ruamel.yaml import YAML
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{lr_experiment / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("fashion-search").experiment_id
+    default, changed = _evaluate_runs(client, experiment_id, "workspace")[0], _evaluate_runs(client, experiment_id,
+                                                                                             "lr-1e-4")[0]
+    (by_lr,) = client.search_runs([experiment_id],
+                                  filter_string="tags.stage = 'evaluate' and params.`finetune.lr` = '0.0001'")
+    assert by_lr.info.run_id == changed.info.run_id and default.data.params["finetune.lr"] == "1e-06"
+    for run in (default, changed):  # the primary metric with its interval, on both
+        metrics = run.data.metrics
+        assert metrics["finetuned/shopper/headline/precision_at_10_low"] <= \
+            metrics["finetuned/shopper/headline/precision_at_10"] <= metrics["finetuned/shopper/headline/precision_at_10_high"]
+        assert run.data.tags["git_commit"] and run.data.tags["dvc_exp_name"]
+    tags = {name: run.data.tags for name, run in (("default", default), ("changed", changed))}
+    assert tags["default"]["model_digest.baseline"] == tags["changed"]["model_digest.baseline"]
+    assert tags["default"]["model_digest.finetuned"] != tags["changed"]["model_digest.finetuned"]
+    trained = client.get_run(tags["changed"]["source_run.baseline"])  # taken from DVC's cache: the default run's
+    assert trained.data.tags["stage"] == "train_baseline" and trained.data.tags["dvc_exp_name"] == "workspace"
+    finetuned = client.get_run(tags["changed"]["source_run.finetuned"])
+    assert finetuned.data.tags["dvc_exp_name"] == "lr-1e-4" and finetuned.data.params["finetune.lr"] == "0.0001"
+    lock = YAML(typ="safe").load((lr_experiment / "dvc.lock").read_text())["stages"]
+    locked = {out["path"]: out["md5"] for stage in lock.values() for out in stage.get("outs", [])}
+    for name, path in (("baseline", "models/baseline"), ("finetuned", "models/finetuned"), ("xattn", "models/xattn")):
+        assert tags["changed"][f"dvc_lock.{name}"] == locked[path]  # the workspace holds the experiment's results
+    assert tags["default"]["dvc_lock.finetuned"] != tags["changed"]["dvc_lock.finetuned"]
+
+    parent = client.get_run(changed.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["stage"] == "pipeline" and parent.info.run_name == "lr-1e-4"
+    assert parent.data.params["finetune.lr"] == "0.0001"
+    assert parent.data.tags["source_run.baseline"] == trained.info.run_id
+    assert parent.data.metrics["finetuned/shopper/headline/precision_at_10"] == \
+        changed.data.metrics["finetuned/shopper/headline/precision_at_10"]
+    children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert {run.data.tags["stage"] for run in children} == {"finetune", "train_xattn", "evaluate"}  # baseline: cached
+    assert {run.data.tags["pipeline"] for run in children} == {parent.data.tags["pipeline"]}
+
+
+def test_the_mlflow_compare_view_of_the_two_evaluate_runs_opens_in_chromium(lr_experiment: Path,
+                                                                           tmp_path: Path) -> None:
+    """Smoke test of the README's comparison: `mlflow server` on 127.0.0.1, its compare view of the default and
+    the lr-1e-4 evaluate runs in Chromium, a screenshot saved."""
+    import http.client
+    import socket
+    import time
+
+    from mlflow.tracking import MlflowClient
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if CHROMIUM is None and not os.environ.get("CI"):
+        pytest.skip("no Chromium on PATH (apt-get install chromium); CI installs it and runs this test")
+    assert CHROMIUM is not None, "CI must have Chromium: .ci/run installs it with apt-get install chromium"
+    client = MlflowClient(tracking_uri=f"sqlite:///{lr_experiment / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("fashion-search").experiment_id
+    runs = [_evaluate_runs(client, experiment_id, name)[0].info.run_id for name in ("workspace", "lr-1e-4")]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1",
+                               "--backend-store-uri", f"sqlite:///{lr_experiment / 'mlflow.db'}"],
+                              cwd=lr_experiment, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(240):  # the server is up when /health answers (start-up is not what this test measures)
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/health")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        url = (f"http://127.0.0.1:{port}/#/compare-runs?runs={json.dumps(runs, separators=(',', ':'))}"
+               f"&experiments={json.dumps([experiment_id])}")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                expect(page.get_by_text("finetune.lr").first).to_be_visible(timeout=60_000)
+                expect(page.get_by_text("0.0001").first).to_be_visible()
+                shot = tmp_path / "mlflow_compare.png"
+                page.screenshot(path=str(shot), full_page=True)
+            finally:
+                browser.close()
+        assert shot.stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_a_killed_stage_leaves_the_previous_output_or_none_and_repro_recovers(project: Path) -> None:

@@ -118,7 +118,7 @@ def tiny_pairs() -> tuple[Checkpoint, list[list[list[int]]], torch.Tensor]:
 def xattn_settings(**changes: object) -> XattnSettings:
     base = XattnSettings(layers=2, heads=4, dropout=0.1, epochs=2, lr=1e-5, lock_image=False, lock_text=False,
                          head_lr=1e-3, batch_size=8, temperature=0.1, weight_decay=0.01, warmup_steps=1,
-                         grad_clip=1.0, workers=0, checkpoint_every=0, negatives=3, rerank_k=5)
+                         grad_clip=1.0, workers=0, checkpoint_every=0, negatives=3)
     return dataclasses.replace(base, **changes)
 
 

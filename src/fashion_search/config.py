@@ -161,7 +161,6 @@ class XattnSettings:
     workers: int = dataclasses.field(metadata=rule(low=0, high=64))
     checkpoint_every: int = dataclasses.field(metadata=rule(low=0))
     negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
-    rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
     # After the warm-up; a params.yaml written before this key existed trains with cosine, as it did then.
     schedule: str = dataclasses.field(default="cosine", metadata=rule(choices=("constant", "cosine")))
 
@@ -197,6 +196,14 @@ class EvaluateSettings:
         repeated = sorted({k for k in self.ks if self.ks.count(k) > 1})
         if repeated:
             raise ConfigError(f"params.yaml: evaluate.ks lists {repeated} more than once; give distinct values")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalSettings:
+    """How a model answers a query, in evaluation and in the service alike: settings of retrieval, not of
+    training, so changing them reruns evaluate and index and never retrains."""
+
+    rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))  # candidates the pair scorer re-orders
 
 
 SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_recall_at_10")
@@ -235,10 +242,12 @@ SECTIONS: dict[str, type] = {
     "train_baseline": TrainSettings,
     "finetune": TrainSettings,
     "xattn": XattnSettings,
+    "retrieval": RetrievalSettings,
     "evaluate": EvaluateSettings,
     "serve": ServeSettings,
 }
 TOP_LEVEL_SCALARS = {"seed": int}
+MOVED = {"xattn.rerank_k": "retrieval.rerank_k"}  # keys an older params.yaml may still have
 # numpy's and torch's generators take seeds in [0, 2**32): a negative seed fails deep inside them.
 TOP_LEVEL_RULES = {"seed": rule(low=0, high=2**32 - 1)}
 
@@ -252,8 +261,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train_baseline": ("seed", "runtime", "model", "text.max_tokens", "image.fit", "train_baseline"),
     "finetune": ("seed", "runtime", "image.fit", "finetune"),
     "train_xattn": ("seed", "runtime", "image.fit", "xattn"),
-    "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "xattn.rerank_k"),
-    "index": ("runtime", "image.fit", "text", "xattn.rerank_k", "serve.model", "serve.select_by", "serve.gallery",
+    "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "retrieval"),
+    "index": ("runtime", "image.fit", "text", "retrieval", "serve.model", "serve.select_by", "serve.gallery",
               "serve.faiss", "serve.batch_size", "serve.examples"),
 }
 
@@ -336,6 +345,9 @@ def _fields_of(cls: type, raw: dict[str, Any], key: str) -> dict[str, dataclasse
     """The settings class's fields by name; a key of `raw` that is none of them is refused, naming it."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
+    for name in unknown:
+        if f"{key}.{name}" in MOVED:
+            raise ConfigError(f"params.yaml: {key}.{name} is now {MOVED[f'{key}.{name}']}; move it there")
     if unknown:
         raise ConfigError(f"params.yaml: unknown key(s) {[f'{key}.{u}' for u in unknown]}; "
                           f"known keys of {key}: {sorted(fields)}")

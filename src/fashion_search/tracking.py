@@ -3,10 +3,20 @@
 Default store: SQLite at the repository root with artifacts beside it, so that
 `mlflow ui` started there shows every run, including those of `dvc exp run --queue`.
 MLFLOW_TRACKING_URI overrides it (a shared tracking server, say).
+
+Runs that belong together are nested under one parent run per pipeline: the stages that ran
+with one params.yaml, one code state and one DVC experiment name (the `pipeline` tag: a digest
+of those three). DVC runs each stage as its own process and gives them no shared id, so the
+first stage that runs creates the parent and the later ones find it by that tag. A stage DVC took
+from its cache has no run of its own in the pipeline: the evaluate run (and its parent) name the
+run that produced each model it scored (`source_run.<model>`), found by the model's weights digest.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -17,7 +27,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from fashion_search.config import ConfigError, flatten, load_params
+from fashion_search.config import SECTIONS, ConfigError, flatten, load_params, section
 from fashion_search.errors import UserError
 from fashion_search.paths import project_root
 
@@ -25,6 +35,11 @@ EXPERIMENT = "fashion-search"
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 WORKSPACE = "workspace"  # the dvc_exp_name tag of a plain `dvc repro` (DVC sets DVC_EXP_NAME only for experiments)
+PIPELINE_TAG = "pipeline"  # shared by a pipeline's parent run and its stage runs
+PARENT_STAGE = "pipeline"  # the `stage` tag of a parent run
+DIGEST_TAG = "model_digest"  # on a training run: the digest of the model it wrote (models.loader.model_digest)
+# what the pipeline id covers besides params.yaml: the code every stage runs
+CODE = ("dvc.yaml", "stages", "src/fashion_search")
 
 
 def default_store_uri() -> str:
@@ -114,20 +129,24 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
     exp_name = os.environ.get("DVC_EXP_NAME") or WORKSPACE
     commit = git_commit(project_root())
     everything = whole_params()
-    tags = {"stage": stage, "git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit,
-            "data_source": str(everything.get("data.source", "")), "model_name": str(everything.get("model.name", ""))}
+    pipeline = pipeline_id(exp_name, commit, everything, Path.cwd())
+    tags = {"git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit,
+            "data_source": str(everything.get("data.source", "")), "model_name": str(everything.get("model.name", "")),
+            PIPELINE_TAG: pipeline}
+    logged = {k: _param_value(v) for k, v in {**everything, **flatten(params)}.items()}
     try:
         experiment_id = _retrying(lambda: _ensure_experiment(mlflow, EXPERIMENT))
-        run = _retrying(lambda: mlflow.start_run(experiment_id=experiment_id, tags=tags,
-                                                 run_name=stage if exp_name == WORKSPACE else f"{exp_name}:{stage}"))
-        logged = {**everything, **flatten(params)}  # the stage's own keys as it validated them
-        _retrying(lambda: mlflow.log_params({k: _param_value(v) for k, v in logged.items()}))
+        parent = _retrying(lambda: _parent_run(mlflow, experiment_id, exp_name, tags, logged))
+        run = _retrying(lambda: mlflow.start_run(
+            experiment_id=experiment_id, tags={**tags, "stage": stage, "mlflow.parentRunId": parent},
+            run_name=stage if exp_name == WORKSPACE else f"{exp_name}:{stage}"))
+        _retrying(lambda: mlflow.log_params(logged))
     except Exception as error:
         raise TrackingUnavailableError(
             f"the MLflow tracking store {uri} is not usable ({error.__class__.__name__}: {error}). Start the "
             "tracking server, or unset MLFLOW_TRACKING_URI to use the SQLite store at the repository root."
         ) from error
-    logger = RunLogger(mlflow, run.info.run_id)
+    logger = RunLogger(mlflow, run.info.run_id, parent)
     status = "FAILED"
     try:
         yield logger
@@ -139,11 +158,78 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
 
 def whole_params() -> dict[str, Any]:
     """Every key of the params.yaml the stage runs with, flattened: each run can be filtered and compared
-    in the MLflow UI by any setting (the evaluate run by finetune.lr), not only by its stage's own."""
+    in the MLflow UI by any setting (the evaluate run by finetune.lr), not only by its stage's own.
+
+    Validated values (`1e-04` as written by `dvc exp run -S` is the number 0.0001, a default the file
+    omits is present); a section another stage would refuse is logged as written, for that stage to report."""
     try:
-        return flatten(load_params(Path("params.yaml")))
+        params = load_params(Path("params.yaml"))
     except ConfigError:
         return {}
+    values = dict(params)
+    for name in SECTIONS:
+        if name in params:
+            try:
+                values[name] = _as_dict(section(params, name))
+            except ConfigError:
+                pass
+    return flatten(values)
+
+
+def _as_dict(settings: Any) -> Any:
+    """A validated settings object as nested dicts (dataclasses.asdict would copy the lists it holds)."""
+    if not dataclasses.is_dataclass(settings):
+        return settings
+    return {field.name: _as_dict(getattr(settings, field.name)) for field in dataclasses.fields(settings)}
+
+
+def pipeline_id(exp_name: str, commit: str, params: dict[str, Any], root: Path) -> str:
+    """What the stages of one `dvc repro` or `dvc exp run` share: the experiment name, the commit, every
+    setting and the bytes of the code the stages run (uncommitted edits included). Two invocations share it
+    only when nothing differs (`dvc repro -f` of an unchanged project): their runs nest under one parent."""
+    digest = hashlib.sha256(json.dumps({"exp": exp_name, "commit": commit, "params": params}, sort_keys=True,
+                                       default=str).encode())
+    for top in CODE:
+        path = root / top
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
+        for file in files:
+            digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _parent_run(mlflow: Any, experiment_id: str, exp_name: str, tags: dict[str, str],
+                params: dict[str, str]) -> str:
+    """The pipeline's parent run: found by its tag, or created (finished at once: a stage that fails
+    leaves no parent running forever) with every param, so that parents compare like their stages."""
+    from mlflow.entities import Param
+
+    client = mlflow.tracking.MlflowClient()
+    found = client.search_runs([experiment_id], max_results=1, order_by=["attributes.start_time ASC"],
+                               filter_string=f"tags.{PIPELINE_TAG} = '{tags[PIPELINE_TAG]}' and "
+                                             f"tags.stage = '{PARENT_STAGE}'")
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=exp_name, tags={**tags, "stage": PARENT_STAGE})
+    items = [Param(key, value) for key, value in params.items()]
+    for start in range(0, len(items), 100):  # the REST API caps a batch at 100 params
+        client.log_batch(run.info.run_id, params=items[start:start + 100])
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def dvc_lock_hashes(paths: Sequence[str], lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """The hash dvc.lock records for each of `paths` (stage outputs), as DVC wrote it when that stage ran
+    or was taken from the cache in this pipeline; a path dvc.lock does not list is left out."""
+    from ruamel.yaml import YAML
+
+    if not lock.is_file():
+        return {}
+    recorded = {}
+    for stage in (YAML(typ="safe", pure=True).load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") in paths and "md5" in out:
+                recorded[out["path"]] = out["md5"]
+    return recorded
 
 
 def _param_value(value: Any) -> str:
@@ -155,9 +241,10 @@ class RunLogger:
     """Logs in batches (one database write per call, not one per number) and never lets a
     tracking failure end a stage: failures are collected and reported when the run ends."""
 
-    def __init__(self, mlflow: Any, run_id: str) -> None:
+    def __init__(self, mlflow: Any, run_id: str, parent_id: str | None = None) -> None:
         self._mlflow = mlflow
         self.run_id = run_id
+        self.parent_id = parent_id  # the pipeline's parent run
         self.failures: list[str] = []
 
     def attempt(self, what: str, action: Callable[[], Any]) -> None:
@@ -185,6 +272,47 @@ class RunLogger:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         values = {k: float(v) for k, v in metrics.items()}
         self.attempt("log metrics", lambda: self._mlflow.log_metrics(values, step=step))
+
+    def set_tags(self, tags: dict[str, str], on_parent: bool = False) -> None:
+        """Tags on the stage's run, and with `on_parent` on the pipeline's parent run too."""
+        from mlflow.entities import RunTag
+
+        client = self._mlflow.tracking.MlflowClient()
+        for run_id in [self.run_id, *([self.parent_id] if on_parent and self.parent_id else [])]:
+            items = [RunTag(key, str(value)) for key, value in tags.items()]
+            self.attempt("set tags", lambda: client.log_batch(run_id, tags=items))
+
+    def log_parent_metrics(self, metrics: dict[str, float]) -> None:
+        """Headline figures on the parent run as well: one row per pipeline in the runs table."""
+        from mlflow.entities import Metric
+
+        if self.parent_id is None:
+            return
+        now = int(time.time() * 1000)
+        items = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
+        client = self._mlflow.tracking.MlflowClient()
+        for start in range(0, len(items), 1000):
+            chunk = items[start:start + 1000]
+            self.attempt("log parent metrics", lambda: client.log_batch(self.parent_id, metrics=chunk))
+
+    def source_runs(self, digests: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """For each model name -> (its weights digest, the stage that writes it): the id of the newest
+        run of that stage that logged that digest, in this pipeline or an earlier one DVC's cache
+        stands for; a model no run logged (written outside DVC) is left out."""
+        client = self._mlflow.tracking.MlflowClient()
+        experiment = self._mlflow.get_run(self.run_id).info.experiment_id
+        found = {}
+        for name, (digest, stage) in digests.items():
+            try:
+                runs = _retrying(lambda: client.search_runs(
+                    [experiment], max_results=1, order_by=["attributes.start_time DESC"],
+                    filter_string=f"tags.{DIGEST_TAG} = '{digest}' and tags.stage = '{stage}'"))
+            except Exception as error:
+                self.failures.append(f"find the run of {name}: {error.__class__.__name__}: {str(error)[:200]}")
+                continue
+            if runs:
+                found[name] = runs[0].info.run_id
+        return found
 
     def log_artifact(self, path: str | Path) -> None:
         self.attempt(f"log artifact {path}", lambda: self._mlflow.log_artifact(str(path)))

@@ -57,4 +57,4 @@ def benchmark_with_params(model: str, protocol: str, pairs_file: Path, raw: Path
     protocols = (*PROTOCOLS, SHOPPER) if protocol == "all" else (protocol,)
     return benchmark(model, pairs_file, raw, protocols, section(params, "evaluate"), seed(params),
                      section(params, "image").fit, section(params, "text"),
-                     section(params, "xattn").rerank_k)
+                     section(params, "retrieval").rerank_k)

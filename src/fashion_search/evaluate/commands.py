@@ -18,7 +18,7 @@ def add_benchmark_command(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "benchmark", help="evaluate any CLIP checkpoint directory or Hugging Face id; prints JSON",
         description="Run from the repository root: settings come from params.yaml (evaluate, image, text, "
-                    "xattn.rerank_k). Offline, a Hugging Face id must already be in the cache.")
+                    "retrieval). Offline, a Hugging Face id must already be in the cache.")
     bench.add_argument("--model", required=True, help="a checkpoint directory (models/finetuned, models/xattn) "
                                                       "or a Hugging Face CLIP id (openai/clip-vit-base-patch32)")
     bench.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="all")

@@ -24,7 +24,10 @@ from fashion_search.evaluate.shopper import (HEADLINE_FAMILIES, Family, ScoreFn,
                                              parse_query, relevant)
 from fashion_search.image_cache import Pixels
 from fashion_search.inputs import pair_pixels, pair_segments
+from fashion_search.models import MADE_BY
 from fashion_search.models.clip import Checkpoint
+from fashion_search.models.loader import model_digest
+from fashion_search.tracking import RunLogger, dvc_lock_hashes
 
 GRID_COLUMNS = 5
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
@@ -215,3 +218,20 @@ def _paired(a: ModelResult, b: ModelResult, seed: int) -> dict[str, Any]:
                 [v for f in families for v in a.shopper.per_combination[f]["precision_at_10"]],
                 [v for f in families for v in b.shopper.per_combination[f]["precision_at_10"]], seed)
     return entry
+
+
+def record_models(logger: RunLogger, directories: dict[str, Path]) -> dict[str, str]:
+    """Tie the evaluate run (and its pipeline's parent) to exactly the models it scored: each model's
+    weights digest, the hash dvc.lock records for its directory, and the run that trained it (found by
+    the digest: a run of an earlier pipeline when DVC took the model from its cache). Returns the tags."""
+    digests = {name: model_digest(path) for name, path in directories.items()}
+    sources = logger.source_runs({name: (digest, MADE_BY[name]) for name, digest in digests.items() if digest})
+    locked = dvc_lock_hashes([path.as_posix() for path in directories.values()])
+    tags = {}
+    for name, path in directories.items():
+        for key, value in (("model_digest", digests[name]), ("dvc_lock", locked.get(path.as_posix())),
+                           ("source_run", sources.get(name))):
+            if value:
+                tags[f"{key}.{name}"] = value
+    logger.set_tags(tags, on_parent=True)
+    return tags

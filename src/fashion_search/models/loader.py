@@ -6,9 +6,11 @@ through `load_model`; `fashion-search benchmark` opens a model from outside the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
-from fashion_search.models.clip import INFO_FILE, Checkpoint, load_checkpoint, load_pretrained
+from fashion_search.models.clip import INFO_FILE, WEIGHTS_HASHES, Checkpoint, load_checkpoint, load_pretrained
 from fashion_search.models.xattn import SCORER_CONFIG, XattnScorer, load_xattn
 
 
@@ -27,3 +29,20 @@ def load_model(source: str | Path, name: str | None = None) -> tuple[Checkpoint,
     if name is not None or (path / INFO_FILE).is_file():
         return load_checkpoint(path), None
     return load_pretrained(str(source)), None
+
+
+def model_digest(directory: Path) -> str | None:
+    """One digest for what a model directory holds: the SHA-256 of every weights file its manifests
+    record (the dual encoder's, and for xattn the scorer's beside it), read from the manifests, which
+    loading verifies against the bytes. None for a directory without a manifest (a plain save_pretrained).
+
+    It names the model in MLflow: the training run logs it, and the evaluate run finds that run by it,
+    even when DVC took the model from its cache and the run belongs to an earlier pipeline."""
+    recorded = {}
+    for manifest in sorted([*directory.rglob(INFO_FILE), *directory.rglob(SCORER_CONFIG)]):
+        hashes = json.loads(manifest.read_text(encoding="utf-8")).get(WEIGHTS_HASHES) or {}
+        for name, value in hashes.items():
+            recorded[str((manifest.parent / name).relative_to(directory))] = value
+    if not recorded:
+        return None
+    return hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,8 @@ from typing import Any
 from fashion_search.atomic import write_json
 from fashion_search.config import RuntimeSettings
 from fashion_search.device import CPU, Runtime, pick_runtime
-from fashion_search.tracking import LossCurve, RunLogger, start_run
+from fashion_search.models.loader import model_digest
+from fashion_search.tracking import DIGEST_TAG, LossCurve, RunLogger, start_run
 from fashion_search.train.distributed import SINGLE, World, join, leave
 from fashion_search.train.resume import TrainingState, fingerprint
 
@@ -32,16 +33,20 @@ class Session:
     logger: RunLogger | None = None  # the stage's MLflow run; None on every rank but 0
     on_epoch: EpochCallback | None = None  # each finished epoch's step losses (the MLflow loss curve)
 
-    def finish(self, losses: list[float], save: Callable[[], None], metrics: Path,
+    def finish(self, losses: list[float], save: Callable[[], None], out: Path, metrics: Path,
                summary: dict[str, Any] | None = None) -> None:
-        """On rank 0: log the final loss, write the model (`save`) and the metrics file, then
-        shrink the step state to its record; the other ranks only wait for training to end."""
+        """On rank 0: log the final loss, write the model (`save`, into `out`) and the metrics file,
+        tag the run with the model's digest (how a later evaluate run finds it), then shrink the step
+        state to its record; the other ranks only wait for training to end."""
         if self.logger is None:
             return
         final = losses[-1] if losses else None
         if final is not None:
             self.logger.log_metrics({"final_loss": final})
         save()
+        digest = model_digest(out)
+        if digest is not None:
+            self.logger.set_tags({DIGEST_TAG: digest})
         write_json(metrics, {"steps": len(losses), "final_loss": final, **(summary or {})})
         if self.state is not None:
             self.state.finish(len(losses))
