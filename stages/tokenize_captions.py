@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fashion_search.atomic import atomic_path, write_json
 from fashion_search.config import load_params, section
-from fashion_search.data.pairs import build_pairs, write_pairs
+from fashion_search.data.pairs import build_pairs, caption_sharing, write_pairs
 from fashion_search.stage import run
 from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import pretrained_tokenizer, tokenize_pairs
@@ -31,7 +31,7 @@ def main() -> None:
     with atomic_path(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(tmp)
     write_pairs(pairs, args.out)
-    write_json(args.data_metrics, counts.as_dict())
+    write_json(args.data_metrics, {**counts.as_dict(), **caption_sharing(pairs["caption"])})
     write_json(args.metrics, summary)
 
 

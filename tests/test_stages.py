@@ -382,6 +382,7 @@ def test_tokenize_counts_bad_data_and_pairs_only_the_good(tokenize_runs: dict[st
     names = sorted(p.name for p in (project / "data" / "raw" / "images").iterdir() if p.name not in added)
     n = len(names)  # the synthetic images and the webp one
     counts = read_json(project / "metrics" / "data.json")
+    sharing = {key: counts.pop(key) for key in ("unique_captions", "images_per_caption")}
     assert counts == {
         "images": n + 3,  # the zero-byte file, the bomb, the number-captioned one; the webp is in n
         "captions": n + 3,  # one removed; the zero-byte, bomb, number and imageless added; a duplicate once
@@ -398,6 +399,8 @@ def test_tokenize_counts_bad_data_and_pairs_only_the_good(tokenize_runs: dict[st
     }
     pairs = pd.read_parquet(project / "data" / "interim" / "captions.parquet")
     assert len(pairs) == counts["pairs"]
+    assert sharing["unique_captions"] == pairs["caption"].nunique()  # of the pairs, not of the bad data
+    assert sum(int(n) * texts for n, texts in sharing["images_per_caption"].items()) == counts["pairs"]
     assert set(pairs["image"]) == set(names) - {names[TRUNCATED], names[UNCAPTIONED], names[EMPTIED]}
     assert WEBP_IMAGE in set(pairs["image"])
     assert (pairs["caption"].str.strip() != "").all()

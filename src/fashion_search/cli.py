@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from fashion_search.evaluate.commands import add_benchmark_command
-from fashion_search.results_table import update_readme
+from fashion_search.errors import UsageError, UserError
+from fashion_search.results_table import render_report_table, update_readme
 from fashion_search.search.commands import add_search_commands
 
 
@@ -17,15 +18,57 @@ def main(argv: list[str] | None = None) -> None:
     table = commands.add_parser("results-table", help="regenerate the README's results table from metrics/")
     table.add_argument("--readme", type=Path, default=Path("README.md"))
     table.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    table.add_argument("--report", action="store_true", help="print the report's Table 2 with ours beside it "
+                       "(strict text-to-image Recall@K, chance and ceiling rows) instead of updating the README")
+    sweep = commands.add_parser("sweep", help="a param's sweep from its DVC experiments: a CSV for `dvc plots` "
+                                "and the README's table", description=SWEEP_DOC)
+    sweep.add_argument("param", help="the swept params.yaml key, e.g. finetune.lr")
+    sweep.add_argument("--readme", type=Path, default=Path("README.md"))
+    sweep.add_argument("--from-csv", action="store_true", help="render the README block from the committed CSV "
+                       "instead of reading the experiments")
     add_search_commands(commands)
     add_benchmark_command(commands)
     args = parser.parse_args(argv)
-    if args.command == "results-table":
-        try:  # not through stage.run: its imports (torch) would cost this command seconds
-            changed = update_readme(args.readme, args.metrics)
-        except (ValueError, OSError) as error:
+    if args.command in ("results-table", "sweep"):
+        try:  # not through stage.run: its imports (torch) would cost these commands seconds
+            if args.command == "sweep":
+                _sweep(args)
+            elif args.report:
+                print(render_report_table(_read_metrics(args.metrics)))
+            else:
+                changed = update_readme(args.readme, args.metrics)
+                print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+        except (UserError, ValueError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
     else:
         args.handler(args)
+
+
+SWEEP_DOC = ("Reads every DVC experiment of the current commit (dvc exp show), writes reports/sweeps/<param>.csv "
+             "(plotted by `dvc plots show`) and fills the README's <!-- sweep:<param>:start --> block.")
+
+
+def _read_metrics(path: Path) -> dict:
+    import json
+
+    if not path.is_file():
+        raise UsageError(f"--metrics {path}: no such file; the evaluate stage writes it (dvc repro evaluate)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from fashion_search import sweep
+
+    out = sweep.csv_path(args.param)
+    if not args.from_csv:
+        rows = sweep.sweep_rows(args.param, sweep.read_experiments(Path.cwd()))
+        if not rows:
+            raise UsageError(f"no finished experiment of this commit has {args.param} and the evaluate metrics; "
+                             f"run the sweep first (README: The learning-rate question)")
+        sweep.write_csv(rows, args.param, out)
+        print(f"{out}: {len(rows)} values of {args.param}")
+    table = sweep.render(sweep.read_csv(out, args.param), args.param)
+    changed = sweep.update_readme(args.readme, table, args.param)
+    print(table)
+    print(f"{args.readme}: {'updated' if changed else 'already up to date'}")

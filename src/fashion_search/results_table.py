@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 from fashion_search.errors import DataError, UsageError
-from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
+from fashion_search.evaluate.published import (PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO, PUBLISHED_REPORT,
+                                               REPORT_LABELS, REPORT_TEST_PAIRS)
 from fashion_search.models import MODELS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+REPORT_START, REPORT_END = "<!-- report:start -->", "<!-- report:end -->"
 LABELS = {"baseline": "Baseline (pretrained: zero-shot; tiny: trained here from scratch)",
           "finetuned": "Fine-tuned (symmetric InfoNCE, T=0.1)",
           "xattn": "Cross-modal attention (re-ranks the dual encoder's top k)"}
@@ -21,8 +23,9 @@ def _ks(protocol_metrics: dict) -> list[int]:
                   if (match := re.fullmatch(r"t2i_recall_at_(\d+)", key)))
 
 
-def _recall_table(metrics: dict, protocol: str, chance: dict | None = None) -> list[str]:
-    """Recall@K both ways and the T→I median rank, one row per model (and chance, when given)."""
+def _recall_table(metrics: dict, protocol: str, chance: dict | None = None, ceiling: dict | None = None) -> list[str]:
+    """Recall@K both ways and the T→I median rank, one row per model (and chance and the ceiling, when given:
+    the ceiling's {direction: {k: value}}, a direction it lacks shown as —)."""
     ks = _ks(metrics["baseline"][protocol])
     head = ["Model", *[f"T→I R@{k}" for k in ks], *[f"I→T R@{k}" for k in ks], "T→I median rank"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -33,7 +36,39 @@ def _recall_table(metrics: dict, protocol: str, chance: dict | None = None) -> l
     if chance is not None:
         cells = [f"{chance['recall'][k]:.3f}" for k in ks]
         lines.append("| Chance | " + " | ".join(cells + cells) + f" | {chance['median_rank']:g} |")
+    if ceiling is not None:
+        cells = [f"{ceiling[d][k]:.3f}" if d in ceiling else "—" for d in ("t2i", "i2t") for k in ks]
+        lines.append("| Ceiling (a perfect ranker) | " + " | ".join(cells) + " | |")
     return lines
+
+
+def _ceiling(gallery: dict, prefix: str, ks: list[int]) -> dict | None:
+    """{direction: {k: value}} from the gallery's `<prefix>ceiling_<direction>_recall_at_<k>` keys."""
+    found = {d: {k: gallery[f"{prefix}ceiling_{d}_recall_at_{k}"] for k in ks}
+             for d in ("t2i", "i2t") if all(f"{prefix}ceiling_{d}_recall_at_{k}" in gallery for k in ks)}
+    return found or None
+
+
+def render_report_table(metrics: dict) -> str:
+    """The report's Table 2 (strict text-to-image Recall@1/5/10) with ours beside it, chance and the ceiling."""
+    gallery = metrics["gallery"]
+    ks = [1, 5, 10]
+    ceiling = _ceiling(gallery, "", ks)
+    lines = [f"| Model | ours R@1 | ours R@5 | ours R@10 | report R@1 | report R@5 | report R@10 |",
+             "|---|---|---|---|---|---|---|"]
+    for name in MODELS:
+        ours = metrics[name]["strict"]
+        lines.append(f"| {name} ({REPORT_LABELS[name]}) | " + " | ".join(f"{ours[f't2i_recall_at_{k}']:.4f}" for k in ks)
+                     + " | " + " | ".join(f"{PUBLISHED_REPORT[name][f'recall_at_{k}']:.4f}" for k in ks) + " |")
+    lines.append("| Chance | " + " | ".join(f"{min(1.0, k / gallery['size']):.4f}" for k in ks) + " | "
+                 + " | ".join(f"{min(1.0, k / REPORT_TEST_PAIRS):.4f}" for k in ks) + " |")
+    if ceiling is not None:
+        lines.append("| Ceiling (a perfect ranker) | " + " | ".join(f"{ceiling['t2i'][k]:.4f}" for k in ks)
+                     + " | — | — | — |")
+    return "\n".join([f"Strict text→image Recall@K: ours on {gallery['size']:,} test images, the report's on "
+                      f"{REPORT_TEST_PAIRS:,} (its Table 2). Chance is K / gallery size; the ceiling is what a "
+                      "perfect ranker reaches when the images that share a caption share its ranking (the report's "
+                      "data was not published per pair, so its ceiling is unknown).", "", *lines])
 
 
 def _marqo_table(metrics: dict) -> list[str]:
@@ -44,6 +79,10 @@ def _marqo_table(metrics: dict) -> list[str]:
         row = metrics[name]["marqo"]
         lines.append(f"| {label} | {gallery['size']:,} (test split) | {row['recall_at_1']:.3f} | "
                      f"{row['recall_at_10']:.3f} | {row['mrr_at_10']:.3f} | {row['avg_recall']:.3f} |")
+    if "marqo_ceiling_recall_at_1" in gallery:
+        top1, top10 = gallery["marqo_ceiling_recall_at_1"], gallery["marqo_ceiling_recall_at_10"]
+        lines.append(f"| Ceiling (a perfect ranker) | {gallery['size']:,} (test split) | {top1:.3f} | {top10:.3f} | "
+                     f"| {(top1 + top10) / 2:.3f} |")
     for label, row in PUBLISHED_MARQO.items():
         average = (row["recall_at_1"] + row["recall_at_10"]) / 2
         lines.append(f"| {label} (published, zero-shot) | {PUBLISHED_GALLERY_SIZE:,} | {row['recall_at_1']:.3f} | "
@@ -71,6 +110,8 @@ def _shopper_tables(metrics: dict) -> list[str]:
     head = metrics[MODELS[0]]["shopper"]["headline"]
     lines.append(f"| Chance (base rate) | {head['chance_precision_at_10']:.3f} | {head['chance_precision_at_10']:.3f} "
                  f"| | |")
+    if "ceiling_precision_at_10" in head:
+        lines.append(f"| Ceiling (a perfect ranker) | {head['ceiling_precision_at_10']:.3f} | | | |")
     families = metrics[MODELS[0]]["shopper"]["families"]
     lines += ["", "| Family | Combinations | Base rate | " + " | ".join(f"{name} P@10" for name in MODELS)
               + " | unseen in training: combinations, P@10 (" + MODELS[0] + ") |",
@@ -145,10 +186,10 @@ def render_table(metrics: dict) -> str:
         f"**Strict** (the report's protocol): one query per test caption, the hit is its own image; "
         f"{gallery['size']} test images; ties count against the query.",
         "", *_recall_table(metrics, "strict", {"recall": {k: gallery[f"chance_recall_at_{k}"] for k in ks},
-                                                "median_rank": (gallery["size"] + 1) / 2}),
+                                                "median_rank": (gallery["size"] + 1) / 2}, _ceiling(gallery, "", ks)),
         "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products)."
             + _item_interval_note(metrics),
-        "", *_recall_table(metrics, "item"),
+        "", *_recall_table(metrics, "item", None, _ceiling(gallery, "item_", ks)),
         "", f"**Small galleries**: strict recall within random galleries of {small} test pairs, "
             f"{gallery['small_gallery_draws']} draws (the report's batches of 32).",
         "", *_recall_table(metrics, small_key, {"recall": {k: gallery[f"small_gallery_chance_recall_at_{k}"]
@@ -169,10 +210,17 @@ def update_readme(readme: Path, metrics_file: Path) -> bool:
         raise UsageError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
                          "(run `dvc repro evaluate`)")
     text = readme.read_text(encoding="utf-8")
-    table = render_table(json.loads(metrics_file.read_text(encoding="utf-8")))
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise DataError(f"{readme} has no {START} ... {END} block to fill")
-    updated = pattern.sub(lambda _: f"{START}\n{table}\n{END}", text)
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    updated = fill_block(text, START, END, render_table(metrics), readme)
+    if REPORT_START in updated:  # the report's Table 2 beside ours, where the README shows it
+        updated = fill_block(updated, REPORT_START, REPORT_END, render_report_table(metrics), readme)
     readme.write_text(updated, encoding="utf-8")
     return updated != text
+
+
+def fill_block(text: str, start: str, end: str, content: str, where: Path) -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `content`."""
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise DataError(f"{where} has no {start} ... {end} block to fill")
+    return pattern.sub(lambda _: f"{start}\n{content}\n{end}", text)

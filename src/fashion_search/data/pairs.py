@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,15 @@ class DataCounts:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def caption_sharing(captions: pd.Series) -> dict[str, Any]:
+    """Unique captions, and how many caption texts are shared by 1, 2, 3, ... images (keys as strings, for
+    JSON): a text shared by n images bounds strict text-to-image recall (evaluate/ceiling.py)."""
+    sizes = captions.value_counts()
+    shared = sizes.value_counts().sort_index()
+    return {"unique_captions": int(len(sizes)),
+            "images_per_caption": {str(int(n)): int(count) for n, count in shared.items()}}
 
 
 def require(path: Path, made_by: str) -> Path:

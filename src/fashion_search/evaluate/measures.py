@@ -14,7 +14,8 @@ import torch
 from fashion_search.config import EvaluateSettings
 from fashion_search.evaluate.galleries import gallery_key, small_gallery_ranks
 from fashion_search.evaluate.item import item_groups
-from fashion_search.evaluate.marqo import marqo_metrics, marqo_ranking
+from fashion_search.evaluate.ceiling import item_t2i_ceiling, marqo_ceiling, strict_t2i_ceiling
+from fashion_search.evaluate.marqo import MARQO_KS, marqo_metrics, marqo_queries, marqo_ranking
 from fashion_search.evaluate.retrieval import DIRECTIONS, Retriever, direction_metrics, recall_curve
 from fashion_search.evaluate.strict import strict_groups
 
@@ -57,13 +58,20 @@ def measure(images: torch.Tensor, texts: torch.Tensor, pairs: pd.DataFrame, retr
     return result
 
 
-def gallery_description(pairs: pd.DataFrame, settings: EvaluateSettings) -> dict[str, float | int]:
-    """What the numbers were measured on, and what a random ranking scores on it."""
+def gallery_description(pairs: pd.DataFrame, settings: EvaluateSettings, seed: int) -> dict[str, float | int]:
+    """What the numbers were measured on, what a random ranking scores on it, and what a perfect one could
+    (the ceiling: queries with identical text share one ranking, evaluate/ceiling.py)."""
     size = len(pairs)
     small = min(settings.gallery_size, size)
+    captions = pairs["caption"].reset_index(drop=True)
+    marqo = captions.iloc[marqo_queries(captions.tolist(), settings.marqo_queries, seed)].tolist()
     return {"size": size, "items": int(pairs["item_id"].nunique()),
             "unique_captions": int(pairs["caption"].nunique()),
             "marqo_queries": min(settings.marqo_queries, int(pairs["caption"].nunique())),
             "small_gallery_size": small, "small_gallery_draws": settings.gallery_draws,
             **{f"chance_recall_at_{k}": min(1.0, k / size) for k in settings.ks},
-            **{f"small_gallery_chance_recall_at_{k}": min(1.0, k / small) for k in settings.ks}}
+            **{f"small_gallery_chance_recall_at_{k}": min(1.0, k / small) for k in settings.ks},
+            **{f"ceiling_t2i_recall_at_{k}": strict_t2i_ceiling(captions, k) for k in settings.ks},
+            **{f"item_ceiling_t2i_recall_at_{k}": item_t2i_ceiling(captions, pairs["item_id"], k)
+               for k in settings.ks},
+            **{f"marqo_ceiling_recall_at_{k}": marqo_ceiling(captions, marqo, k) for k in MARQO_KS}}

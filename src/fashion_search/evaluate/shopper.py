@@ -309,6 +309,7 @@ class FamilyResult:
     per_combination: dict[str, list[float]]  # measure -> one value per combination (its phrasings averaged)
     base_rate: float
     chance: dict[str, float]
+    ceiling: float = 1.0  # precision@10 of a perfect ranker: min(10, relevant) / 10, over combinations
 
 
 def measure_family(family: Family, attributes: pd.DataFrame, scores: torch.Tensor) -> FamilyResult:
@@ -329,7 +330,8 @@ def measure_family(family: Family, attributes: pd.DataFrame, scores: torch.Tenso
     counts = [int(mask.sum()) for mask, _ in masks]
     chances = [chance_measures(n, len(attributes)) for n in counts]
     chance = {name: float(np.mean([c[name] for c in chances])) for name in chances[0]}
-    return FamilyResult(family.name, per_combination, float(np.mean(counts) / len(attributes)), chance)
+    ceiling = float(np.mean([min(10, n) / 10 for n in counts]))
+    return FamilyResult(family.name, per_combination, float(np.mean(counts) / len(attributes)), chance, ceiling)
 
 
 def unseen_in_training(family: Family, training: pd.DataFrame | None) -> list[bool]:
@@ -375,7 +377,8 @@ def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scor
         results.append(result)
         per_combination[family.name] = result.per_combination
         entry: dict = {"combinations": len(family.combinations), "queries": count, "base_rate": result.base_rate,
-                       **{f"chance_{name}": value for name, value in result.chance.items()}}
+                       **{f"chance_{name}": value for name, value in result.chance.items()},
+                       "ceiling_precision_at_10": result.ceiling}
         for name in MEASURES:
             interval = bootstrap_mean(result.per_combination[name], seed)
             entry[name] = interval["mean"]
@@ -391,7 +394,8 @@ def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scor
     headline = [r for r in results if r.name in HEADLINE_FAMILIES]
     if headline:
         metrics["headline"] = {"base_rate": float(np.mean([r.base_rate for r in headline])),
-                               "chance_precision_at_10": float(np.mean([r.chance["precision_at_10"] for r in headline]))}
+                               "chance_precision_at_10": float(np.mean([r.chance["precision_at_10"] for r in headline])),
+                               "ceiling_precision_at_10": float(np.mean([r.ceiling for r in headline]))}
         for name in MEASURES:
             interval = bootstrap_mean_of_groups([r.per_combination[name] for r in headline], seed)
             metrics["headline"][name] = interval["mean"]

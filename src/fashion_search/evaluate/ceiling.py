@@ -1,0 +1,41 @@
+"""What a perfect ranker could reach under each protocol, computed from the gallery: the ceiling beside chance.
+
+A ranker sees a query's text, never which pair it came from, so queries with identical text get one
+and the same ranking. When the views of a product share a caption, only min(K, n) of the n images
+with that caption can be in one top K: strict text-to-image Recall@1 is bounded by unique captions /
+images (140 / 516 = 0.27 on the default test split), however good the model. The bound assumes the
+ranker orders the gallery as favourably as one ranking per distinct text allows (no ties within a
+top K), the best any model can do; ties count against it here too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+
+def strict_t2i_ceiling(captions: pd.Series, k: int) -> float:
+    """Strict text to image: each caption's hit is its own image. The n queries sharing a text share a
+    ranking, and its top k holds at most min(k, n) of their n images."""
+    sizes = captions.value_counts()
+    return float(sizes.clip(upper=k).sum() / len(captions))
+
+
+def item_t2i_ceiling(captions: pd.Series, items: pd.Series, k: int) -> float:
+    """Item level text to image: a query hits if any view of its product is in the top k. One ranking per
+    text, so its top k can serve at most k of the products whose captions share that text: the k with the
+    most queries."""
+    hits = 0
+    for _, group in pd.DataFrame({"caption": captions.values, "item": items.values}).groupby("caption"):
+        per_item = sorted(Counter(group["item"]).values(), reverse=True)
+        hits += sum(per_item[:k])
+    return hits / len(captions)
+
+
+def marqo_ceiling(captions: pd.Series, queries: list[str], k: int) -> float:
+    """Marqo protocol: a unique caption is the query, every image with exactly that caption relevant, recall =
+    relevant retrieved / all relevant: a top k holds at most min(k, n) of the n relevant images."""
+    sizes = captions.value_counts()
+    return sum(min(k, int(sizes[query])) / int(sizes[query]) for query in queries) / len(queries)
+

@@ -1,0 +1,135 @@
+"""A sweep's outcome from its DVC experiments: the primary metric against one param, for `dvc plots` and the README.
+
+After `dvc exp run --queue -S 'finetune.lr=1e-6,1e-5,1e-4,3e-4'` and `dvc queue start`, `fashion-search sweep
+finetune.lr` reads every experiment of the current commit (and the workspace) with DVC's own API, and writes
+one row per value of the param: the served figures with their 95% intervals and the paired difference that
+answers the sweep's question. Nothing is typed by hand: the README block and the plotted CSV come from here.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fashion_search.errors import DataError, UsageError
+
+# what each row reports, as (column, the flattened key in metrics/evaluate.json)
+COLUMNS = (
+    ("finetuned_shopper_p10", "finetuned.shopper.headline.precision_at_10"),
+    ("finetuned_shopper_p10_low", "finetuned.shopper.headline.precision_at_10_low"),
+    ("finetuned_shopper_p10_high", "finetuned.shopper.headline.precision_at_10_high"),
+    ("finetuned_item_t2i_r10", "finetuned.item.t2i_recall_at_10"),
+    ("finetuned_item_t2i_r10_low", "finetuned.item.t2i_recall_at_10_low"),
+    ("finetuned_item_t2i_r10_high", "finetuned.item.t2i_recall_at_10_high"),
+    ("finetuned_minus_baseline_p10", "differences.finetuned_vs_baseline.shopper_precision_at_10.mean"),
+    ("finetuned_minus_baseline_p10_low", "differences.finetuned_vs_baseline.shopper_precision_at_10.low"),
+    ("finetuned_minus_baseline_p10_high", "differences.finetuned_vs_baseline.shopper_precision_at_10.high"),
+    ("finetuned_minus_baseline_item_r10", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.mean"),
+    ("finetuned_minus_baseline_item_r10_low", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.low"),
+    ("finetuned_minus_baseline_item_r10_high", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.high"),
+)
+METRICS_FILE = "metrics/evaluate.json"
+
+
+def _lookup(row: dict[str, Any], key: str, source: str) -> Any:
+    """A value of an `exp_show` row: DVC names it `key`, or `<file>:key` when two files share a name."""
+    for name in (key, f"{source}:{key}"):
+        if name in row:
+            return row[name]
+    return None
+
+
+def sweep_rows(param: str, experiments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per value of `param` among finished experiments that have the metrics (the newest when a
+    value ran twice), sorted by value."""
+    by_value: dict[float, dict[str, Any]] = {}
+    for experiment in experiments:
+        value = _lookup(experiment, param, "params.yaml")
+        figures = {column: _lookup(experiment, key, METRICS_FILE) for column, key in COLUMNS}
+        if value is None or any(not isinstance(v, (int, float)) for v in figures.values()):
+            continue  # queued, running, failed, or from before these metrics existed
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{param} is {value!r} in experiment {experiment.get('Experiment')}: not a number")
+        row = {param: number, "experiment": experiment.get("Experiment") or experiment.get("rev") or "workspace",
+               "created": str(experiment.get("Created") or ""), **figures}
+        if number not in by_value or row["created"] >= by_value[number]["created"]:
+            by_value[number] = row
+    return [by_value[value] for value in sorted(by_value)]
+
+
+def read_experiments(repo: Path) -> list[dict[str, Any]]:
+    """Every experiment of HEAD and the workspace, through DVC's API (what `dvc exp show` shows)."""
+    import dvc.api
+
+    return dvc.api.exp_show(repo=str(repo))
+
+
+def write_csv(rows: list[dict[str, Any]], param: str, path: Path) -> None:
+    """The plotted file: one line per param value (`dvc plots show` draws it against the param)."""
+    from fashion_search.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow([param, f"log10_{param}", "experiment", *(column for column, _ in COLUMNS)])
+        for row in rows:
+            log = f"{math.log10(row[param]):.4f}" if row[param] > 0 else ""
+            writer.writerow([f"{row[param]:g}", log, row["experiment"], *(f"{row[column]:.6f}" for column, _ in COLUMNS)])
+
+
+def read_csv(path: Path, param: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; `fashion-search sweep {param}` writes it from the experiments")
+    with path.open(encoding="utf-8") as stream:
+        return [{key: (value if key == "experiment" else float(value) if value else None)
+                 for key, value in row.items()} for row in csv.DictReader(stream)]
+
+
+def _cell(value: float, low: float, high: float, signed: bool = False) -> str:
+    form = "{:+.3f}" if signed else "{:.3f}"
+    return f"{form.format(value)} [{form.format(low)}, {form.format(high)}]"
+
+
+def render(rows: list[dict[str, Any]], param: str) -> str:
+    """Markdown: each value of the param, the fine-tuned model's figures and what fine-tuning changed."""
+    lines = [f"| `{param}` | experiment | fine-tuned shopper P@10 [95% CI] | fine-tuned item T→I R@10 [95% CI] | "
+             "fine-tuned − baseline, shopper P@10 | fine-tuned − baseline, item R@10 |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        p10 = _cell(row["finetuned_shopper_p10"], row["finetuned_shopper_p10_low"], row["finetuned_shopper_p10_high"])
+        r10 = _cell(row["finetuned_item_t2i_r10"], row["finetuned_item_t2i_r10_low"],
+                    row["finetuned_item_t2i_r10_high"])
+        differences = []
+        for name in ("p10", "item_r10"):
+            low, high = row[f"finetuned_minus_baseline_{name}_low"], row[f"finetuned_minus_baseline_{name}_high"]
+            significant = "excludes 0" if low > 0 or high < 0 else "includes 0"
+            differences.append(_cell(row[f"finetuned_minus_baseline_{name}"], low, high, signed=True)
+                               + f" ({significant})")
+        lines.append(f"| {row[param]:g} | {row['experiment']} | {p10} | {r10} | " + " | ".join(differences) + " |")
+    return "\n".join(lines)
+
+
+def markers(param: str) -> tuple[str, str]:
+    return f"<!-- sweep:{param}:start -->", f"<!-- sweep:{param}:end -->"
+
+
+def update_readme(readme: Path, table: str, param: str) -> bool:
+    """Fill the README's block for this param; True if it changed."""
+    from fashion_search.results_table import fill_block
+
+    start, end = markers(param)
+    text = readme.read_text(encoding="utf-8")
+    updated = fill_block(text, start, end, table, readme)
+    readme.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+def csv_path(param: str, folder: Path = Path("reports/sweeps")) -> Path:
+    """reports/sweeps/finetune_lr.csv for finetune.lr."""
+    return folder / f"{re.sub(r'[^A-Za-z0-9]+', '_', param)}.csv"
