@@ -367,3 +367,11 @@ def test_queued_experiments_run_two_at_a_time_all_reach_mlflow(project: Path) ->
     for name in names:
         stages = {r.data.tags["stage"] for r in runs if r.data.tags.get("dvc_exp_name") == name}
         assert {"finetune", "train_xattn", "evaluate"} <= stages, (name, stages)
+    # the README's sweep: one row per learning rate, from the experiments, a CSV dvc plots reads, a README table
+    shown = _run(project, str(Path(sys.executable).parent / "fashion-search"), "sweep", "finetune.lr")
+    rows = (project / "reports/sweeps/finetune_lr.csv").read_text().splitlines()
+    lrs = {float(line.split(",")[0]) for line in rows[1:]}
+    assert {2e-5, 3e-5, 4e-5, 5e-5} <= lrs, rows
+    assert "| 2e-05 | q-lr-0 |" in (project / "README.md").read_text() and "| 2e-05 | q-lr-0 |" in shown
+    plots = _run(project, sys.executable, "-m", "dvc", "plots", "show", "--json")
+    assert "reports/sweeps/finetune_lr.csv" in plots
