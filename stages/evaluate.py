@@ -68,7 +68,7 @@ def main() -> None:
         metrics = {name: test_metrics(result, seed_value) for name, result in results.items()}
         metrics["differences"] = paired_differences(results, seed_value)
         metrics["validation"] = validated
-        metrics["gallery"] = gallery_description(gallery.pairs, settings)
+        metrics["gallery"] = gallery_description(gallery.pairs, settings, seed_value)
         metrics["gallery"]["validation_size"] = len(validation.pairs)
         by_attribute = {name: result.by_attribute for name, result in results.items()}
         by_attribute["unlabelled_queries"] = unlabelled_queries(attributes)

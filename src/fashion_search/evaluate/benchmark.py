@@ -40,7 +40,7 @@ def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str],
     measured = measure(images, texts, pairs, retriever, settings, seed_value,
                        [protocol for protocol in protocols if protocol != SHOPPER])
     report: dict[str, Any] = {"model": model, "pairs": str(pairs_file),
-                              "gallery": gallery_description(pairs, settings), **measured.metrics}
+                              "gallery": gallery_description(pairs, settings, seed_value), **measured.metrics}
     if SHOPPER in protocols:
         shopper = ShopperGallery.build(pairs["image"].tolist(), raw, settings, seed_value)
         scores_for = shopper_scores(checkpoint, scorer, images, settings, text, rerank_k)
