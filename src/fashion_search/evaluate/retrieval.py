@@ -191,7 +191,7 @@ class Retriever:
 
 def recall_at_k(ranks: torch.Tensor, k: int) -> float:
     """Share of queries with a relevant answer within the first k."""
-    return float((ranks <= k).float().mean())
+    return float((ranks <= k).double().mean())
 
 
 def recall_curve(ranks: torch.Tensor, max_k: int) -> list[float]:
@@ -202,7 +202,7 @@ def recall_curve(ranks: torch.Tensor, max_k: int) -> list[float]:
 def summarise(ranks: torch.Tensor, ks: Iterable[int], prefix: str) -> dict[str, float]:
     """Recall@K for each K plus mean and median rank, under names MLflow accepts."""
     metrics = {f"{prefix}_recall_at_{k}": recall_at_k(ranks, k) for k in ks}
-    metrics[f"{prefix}_mean_rank"] = float(ranks.float().mean())
+    metrics[f"{prefix}_mean_rank"] = float(ranks.double().mean())
     metrics[f"{prefix}_median_rank"] = float(np.median(ranks.numpy()))
     return metrics
 
