@@ -52,6 +52,12 @@ def rank_block(scores: torch.Tensor, relevant: torch.Tensor, ks: Sequence[int] =
     return Ranking(first, hits, relevant.sum(dim=1))
 
 
+def pessimistic_order(scores: np.ndarray, relevance: np.ndarray) -> np.ndarray:
+    """One query's gallery indices best first under the same rule: among equal scores the irrelevant come
+    first. For measures that read every position (precision, nDCG) and for the TREC run files."""
+    return np.lexsort((relevance.astype(np.int8), -scores))
+
+
 def _hits_within(scores: torch.Tensor, relevant: torch.Tensor, k: int, threshold: torch.Tensor) -> torch.Tensor:
     """Relevant entries in the first k when the k-th score is `threshold` and ties put the irrelevant first."""
     above = scores > threshold
