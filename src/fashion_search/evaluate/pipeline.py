@@ -173,7 +173,8 @@ def trec_judgements(gallery: TestGallery, shopper: ShopperGallery | None) -> dic
     """What is relevant to each TREC query: strict and item level per caption, and the shopper queries."""
     judgements = caption_judgements(gallery.pairs)
     if shopper is not None and shopper.families:
-        judgements[SHOPPER] = shopper_judgements(shopper.families, shopper.attributes, gallery.pairs["image"].tolist())
+        images = gallery.pairs["image"].tolist()
+        judgements[SHOPPER] = shopper_judgements(shopper.families, shopper.attributes, images)
     return judgements
 
 
