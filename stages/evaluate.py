@@ -1,6 +1,7 @@
 """Stage evaluate: every measure (strict, item level, Marqo protocol, small galleries, by attribute, shopper
 queries) for baseline, finetuned and xattn on the test split, with intervals and paired differences; the
-figures `serve.select_by` chooses by, on the validation split; Recall@K plots and the retrieval grid."""
+figures `serve.select_by` chooses by, on the validation split; Recall@K plots, the retrieval grid, and the test
+rankings as TREC run files with their qrels."""
 
 import argparse
 from pathlib import Path
@@ -15,7 +16,9 @@ from fashion_search.evaluate.attributes import query_attributes, unlabelled_quer
 from fashion_search.evaluate.grid import draw_grid
 from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import (ShopperGallery, TestGallery, evaluate_model, flat_metric_names,
-                                              paired_differences, record_models, test_metrics, validate_model)
+                                              paired_differences, record_models, test_metrics, trec_judgements,
+                                              trec_rankings, validate_model)
+from fashion_search.evaluate.trec import write_trec
 from fashion_search.models import MADE_BY, MODELS
 from fashion_search.models.loader import load_model
 from fashion_search.stage import run
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--by-attribute", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
     parser.add_argument("--grid", type=Path, required=True)
+    parser.add_argument("--trec", type=Path, required=True, help="the test rankings as TREC runs and qrels")
     args = parser.parse_args()
     params = load_params()
     settings, image, text = section(params, "evaluate"), section(params, "image"), section(params, "text")
@@ -91,6 +95,7 @@ def main() -> None:
                 for row in result.grid[query_index:query_index + 1]]
         with atomic_path(args.grid) as tmp:
             draw_grid(rows, tmp)
+        write_trec(args.trec, trec_judgements(gallery, shopper), trec_rankings(results))
         for path in (args.grid, args.metrics, args.by_attribute):
             logger.log_artifact(path)
 

@@ -7,11 +7,12 @@ route from the chunked code's counting, so agreement means something.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
 from fashion_search.config import EvaluateSettings
-from fashion_search.evaluate.galleries import small_gallery_ranks
+from fashion_search.evaluate.galleries import small_gallery_i2t_chance, small_gallery_ranks
 from fashion_search.evaluate.item import group_codes, item_ranks
 from fashion_search.evaluate.marqo import MARQO_KS, marqo_metrics, marqo_queries, marqo_ranking
 from fashion_search.evaluate.measures import measure
@@ -91,13 +92,43 @@ def test_ties_count_against_the_query_for_first_rank_and_hits() -> None:
 
 # --- strict ---------------------------------------------------------------------------------------
 
+def shared_captions(n: int, distinct: int, seed: int) -> tuple[torch.Tensor, list[str]]:
+    """Captions shared as a product's views share one, embedded identically when identical."""
+    captions = [f"caption {i % distinct}" for i in range(n)]
+    texts = tied_vectors(distinct, seed)
+    return texts[[i % distinct for i in range(n)]], captions
+
+
+def reference_strict_i2t(images: torch.Tensor, texts: torch.Tensor, captions: list[str]) -> list[int]:
+    """Each image against the distinct caption strings (first occurrence of each); the hit is its own caption."""
+    distinct = list(dict.fromkeys(captions))
+    gallery = texts[[captions.index(caption) for caption in distinct]]
+    return reference_ranking(images, gallery, [distinct.index(c) for c in captions], list(range(len(distinct))), [])[0]
+
+
 @pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
 def test_strict_ranks_match_the_reference_with_ties(chunk_size: int) -> None:
-    images, texts = tied_vectors(14, 4), tied_vectors(14, 5)
+    images = tied_vectors(14, 4)
+    texts, captions = shared_captions(14, 5, seed=5)
     own = list(range(14))
-    ranks = strict_ranks(images, texts, Retriever(chunk_size))
+    ranks = strict_ranks(images, texts, captions, Retriever(chunk_size))
     assert ranks["t2i"].tolist() == reference_ranking(texts, images, own, own, [])[0]
-    assert ranks["i2t"].tolist() == reference_ranking(images, texts, own, own, [])[0]
+    assert ranks["i2t"].tolist() == reference_strict_i2t(images, texts, captions)
+
+
+def test_strict_image_to_text_finds_a_caption_its_other_views_share() -> None:
+    # Two views of one product share caption "x"; a third image has "y". Ranking one caption per pair put
+    # the view's own copy of "x" behind the other copy (an identical score, counted against the query):
+    # R@1 was 0 by construction. Among the distinct captions, "x" is one entry and comes first.
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    pairs = pd.DataFrame({"image": ["a.jpg", "b.jpg", "c.jpg"], "item_id": ["p", "p", "q"],
+                          "caption": ["x", "x", "y"]})
+    ranks = strict_ranks(images, texts, pairs["caption"].tolist(), Retriever(chunk_size=2))
+    assert ranks["i2t"].tolist() == [1, 1, 1]
+    assert ranks["t2i"].tolist() == [2, 2, 1]  # text to image: the other view still ties with the own image
+    metrics = measure(images, texts, pairs, Retriever(2), settings(2), seed=42, protocols=["strict"]).metrics
+    assert metrics["strict"]["i2t_recall_at_1"] == 1.0
 
 
 # --- item level -----------------------------------------------------------------------------------
@@ -112,7 +143,7 @@ def several_views_case() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 @pytest.mark.parametrize("chunk_size", [1, 2, 100])
 def test_item_level_counts_any_view_of_the_product(chunk_size: int) -> None:
     images, texts, items = several_views_case()
-    strict = strict_ranks(images, texts, Retriever(chunk_size))
+    strict = strict_ranks(images, texts, ["a", "b", "c", "d"], Retriever(chunk_size))
     item = item_ranks(images, texts, items, Retriever(chunk_size))
     # t2i, caption 0 = (1,0): images score 0,1,0,1; its own image ties with two others and B -> strict 4;
     # the best view of A (image 1) ties with B's image only -> item 2.
@@ -127,7 +158,7 @@ def test_item_level_equals_strict_when_every_item_has_one_view() -> None:
     images, texts = random_unit(9, 5, seed=6), random_unit(9, 5, seed=7)
     retriever = Retriever(4)
     item = item_ranks(images, texts, [f"item{i}" for i in range(9)], retriever)
-    strict = strict_ranks(images, texts, retriever)
+    strict = strict_ranks(images, texts, [f"caption{i}" for i in range(9)], retriever)
     assert {d: r.tolist() for d, r in item.items()} == {d: r.tolist() for d, r in strict.items()}
 
 
@@ -192,7 +223,7 @@ def test_marqo_mrr_is_zero_beyond_ten() -> None:
 
 # --- small galleries ------------------------------------------------------------------------------
 
-def reference_gallery_ranks(images: torch.Tensor, texts: torch.Tensor, size: int, draws: int,
+def reference_gallery_ranks(images: torch.Tensor, texts: torch.Tensor, captions: list[str], size: int, draws: int,
                             seed: int) -> dict[str, list[int]]:
     generator = torch.Generator().manual_seed(seed)
     ranks: dict[str, list[int]] = {"t2i": [], "i2t": []}
@@ -202,27 +233,37 @@ def reference_gallery_ranks(images: torch.Tensor, texts: torch.Tensor, size: int
             members = order[start:start + size]
             own = list(range(size))
             ranks["t2i"] += reference_ranking(texts[members], images[members], own, own, [])[0]
-            ranks["i2t"] += reference_ranking(images[members], texts[members], own, own, [])[0]
+            ranks["i2t"] += reference_strict_i2t(images[members], texts[members], [captions[i] for i in members])
     return ranks
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 1000])
 def test_small_gallery_ranks_match_the_reference(chunk_size: int) -> None:
-    images, texts = tied_vectors(11, 8), tied_vectors(11, 9)
-    ranks = small_gallery_ranks(images, texts, size=3, draws=4, seed=42, retriever=Retriever(chunk_size))
-    expected = reference_gallery_ranks(images, texts, 3, 4, 42)
+    images = tied_vectors(11, 8)
+    texts, captions = shared_captions(11, 6, seed=9)
+    ranks = small_gallery_ranks(images, texts, captions, size=3, draws=4, seed=42, retriever=Retriever(chunk_size))
+    expected = reference_gallery_ranks(images, texts, captions, 3, 4, 42)
     assert {d: r.tolist() for d, r in ranks.items()} == expected
     assert len(expected["t2i"]) == 4 * 9  # 11 pairs: three galleries of 3 per draw, 2 sit out
     assert max(expected["t2i"]) <= 3
 
 
+def test_small_gallery_image_to_text_chance_counts_the_distinct_captions() -> None:
+    # Six pairs, two captions: any gallery of 3 holds 1 or 2 distinct captions, so chance R@1 is above 1/3.
+    captions = ["x", "x", "x", "y", "y", "y"]
+    chance = small_gallery_i2t_chance(captions, size=3, draws=5, seed=42, ks=[1, 2])
+    assert 1 / 2 <= chance[1] <= 1.0 and chance[2] == 1.0
+    assert small_gallery_i2t_chance([f"c{i}" for i in range(6)], 3, 5, 42, [1, 2]) == {1: 1 / 3, 2: 2 / 3}
+
+
 def test_small_gallery_is_easier_than_the_whole_set_and_one_gallery_is_strict() -> None:
     images, texts = random_unit(40, 6, seed=10), random_unit(40, 6, seed=11)
+    captions = [f"caption{i}" for i in range(40)]
     retriever = Retriever(16)
-    whole = strict_ranks(images, texts, retriever)
-    same_size = small_gallery_ranks(images, texts, size=40, draws=2, seed=1, retriever=retriever)
+    whole = strict_ranks(images, texts, captions, retriever)
+    same_size = small_gallery_ranks(images, texts, captions, size=40, draws=2, seed=1, retriever=retriever)
     assert sorted(same_size["t2i"].tolist()) == sorted(whole["t2i"].tolist() * 2)
-    small = small_gallery_ranks(images, texts, size=4, draws=5, seed=1, retriever=retriever)
+    small = small_gallery_ranks(images, texts, captions, size=4, draws=5, seed=1, retriever=retriever)
     assert small["t2i"].float().mean() < whole["t2i"].float().mean()
 
 
@@ -285,9 +326,10 @@ def test_every_measure_chunked_equals_the_full_matrix_reference(chunk_size: int)
     got = measure(images, texts, pairs, Retriever(chunk_size), settings(chunk_size), seed=42)
 
     own, item_codes = list(range(18)), group_codes(items).tolist()
+    expected = {("strict", "i2t"): reference_strict_i2t(images, texts, captions)}  # the distinct captions
     for protocol, groups in (("strict", own), ("item", item_codes)):
         for direction, (queries, gallery) in (("t2i", (texts, images)), ("i2t", (images, texts))):
-            firsts = reference_ranking(queries, gallery, groups, groups, [])[0]
+            firsts = expected.get((protocol, direction)) or reference_ranking(queries, gallery, groups, groups, [])[0]
             for k in (1, 2, 5):
                 assert got.metrics[protocol][f"{direction}_recall_at_{k}"] == pytest.approx(reference_recall(firsts, k))
             assert got.curves[f"{protocol}_{direction}"] == pytest.approx([reference_recall(firsts, k) for k in range(1, 7)])
@@ -299,7 +341,7 @@ def test_every_measure_chunked_equals_the_full_matrix_reference(chunk_size: int)
     assert got.metrics["marqo"]["recall_at_10"] == pytest.approx(sum(h[1] / n for h, n in zip(hits, counts)) / 5)
     assert got.metrics["marqo"]["mrr_at_10"] == pytest.approx(sum(1 / f if f <= 10 else 0 for f in firsts) / 5)
 
-    small = reference_gallery_ranks(images, texts, 4, 3, 42)
+    small = reference_gallery_ranks(images, texts, captions, 4, 3, 42)
     assert got.metrics["gallery_4"]["t2i_recall_at_1"] == pytest.approx(reference_recall(small["t2i"], 1))
     assert got.metrics["gallery_4"]["i2t_recall_at_5"] == pytest.approx(reference_recall(small["i2t"], 5))
 

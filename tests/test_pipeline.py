@@ -112,6 +112,31 @@ def test_repro_writes_metrics_for_every_model(project: Path) -> None:
         assert curve[0] == "k,baseline,finetuned,xattn" and len(curve) == 11
 
 
+def test_trec_files_give_evaluate_s_numbers_through_ranx(project: Path) -> None:
+    """The run files evaluate writes, read by a standard IR library, give the figures evaluate reports."""
+    ranx = pytest.importorskip("ranx")
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())
+    trec = project / "reports/trec"
+    for protocol, reported in (("strict_t2i", "strict"), ("item_t2i", "item")):
+        qrels = ranx.Qrels.from_file(str(trec / protocol / "qrels.txt"), kind="trec")
+        for model in ("baseline", "finetuned", "xattn"):
+            run = ranx.Run.from_file(str(trec / protocol / f"{model}.run.gz"))
+            got = float(ranx.evaluate(qrels, run, "hit_rate@10"))  # one relevant (strict) or any view (item)
+            assert got == pytest.approx(metrics[model][reported]["t2i_recall_at_10"], rel=1e-12, abs=1e-12)
+    families = metrics["xattn"]["shopper"]["families"]
+    if families:  # shopper precision@10 of a family: the mean over combinations of their phrasings' mean
+        qrels = ranx.Qrels.from_file(str(trec / "shopper/qrels.txt"), kind="trec")
+        run = ranx.Run.from_file(str(trec / "shopper/xattn.run.gz"))
+        ranx.evaluate(qrels, run, "precision@10")
+        family = next(iter(families))
+        by_combination: dict[str, list[float]] = {}
+        for qid, value in run.scores["precision@10"].items():
+            if qid.startswith(f"{family}-"):
+                by_combination.setdefault(qid.rsplit("-", 1)[0], []).append(float(value))
+        combined = sum(sum(v) / len(v) for v in by_combination.values()) / len(by_combination)
+        assert combined == pytest.approx(families[family]["precision_at_10"], rel=1e-9)
+
+
 def test_dvc_status_is_clean_after_repro(project: Path) -> None:
     assert "up to date" in _run(project, sys.executable, "-m", "dvc", "status")
 

@@ -27,9 +27,11 @@ def _metrics() -> dict:
                 "item": {**row, "t2i_recall_at_1": 0.5, "t2i_recall_at_10_low": 0.4, "t2i_recall_at_10_high": 0.6},
                 "gallery_32": {**row, "t2i_recall_at_5": 0.59}, "marqo": marqo}
 
-    gallery = {"size": 99, "items": 30, "marqo_queries": 40, "small_gallery_size": 32, "small_gallery_draws": 10,
-               **{f"chance_recall_at_{k}": k / 99 for k in (1, 5, 10)},
-               **{f"small_gallery_chance_recall_at_{k}": k / 32 for k in (1, 5, 10)}}
+    gallery = {"size": 99, "items": 30, "unique_captions": 40, "marqo_queries": 40, "small_gallery_size": 32,
+               "small_gallery_draws": 10, **{f"chance_recall_at_{k}": k / 99 for k in (1, 5, 10)},
+               **{f"i2t_chance_recall_at_{k}": k / 40 for k in (1, 5, 10)},
+               **{f"small_gallery_chance_recall_at_{k}": k / 32 for k in (1, 5, 10)},
+               **{f"small_gallery_i2t_chance_recall_at_{k}": k / 30 for k in (1, 5, 10)}}
     return {"baseline": model(), "finetuned": model(), "xattn": model(t2i_recall_at_1=0.125), "gallery": gallery}
 
 
@@ -44,8 +46,10 @@ def test_strict_table_shows_each_model_and_chance() -> None:
     strict = _table_after(lines, "**Strict**")
     assert "T→I R@1 | T→I R@5 | T→I R@10" in strict[0]
     assert strict[4].startswith("| Cross-modal attention") and "| 0.125 |" in strict[4]
-    assert strict[5] == "| Chance | 0.010 | 0.051 | 0.101 | 0.010 | 0.051 | 0.101 | 50 |"
+    # image to text ranks the 40 distinct captions: its chance is k / 40, not k / 99
+    assert strict[5] == "| Chance | 0.010 | 0.051 | 0.101 | 0.025 | 0.125 | 0.250 | 50 |"
     assert "99 test images" in lines[0]
+    assert "ranks the 40 distinct captions" in next(line for line in lines if line.startswith("**Strict**"))
 
 
 def test_item_and_small_gallery_tables() -> None:
@@ -55,7 +59,7 @@ def test_item_and_small_gallery_tables() -> None:
     assert len(item) == 5 and item[2].startswith("| Baseline") and "| 0.500 |" in item[2]
     small = _table_after(lines, "**Small galleries**")
     assert "| 0.590 |" in small[2]
-    assert small[5] == "| Chance | 0.031 | 0.156 | 0.312 | 0.031 | 0.156 | 0.312 | 16.5 |"
+    assert small[5] == "| Chance | 0.031 | 0.156 | 0.312 | 0.033 | 0.167 | 0.333 | 16.5 |"
 
 
 def test_marqo_table_puts_published_rows_beside_ours() -> None:

@@ -254,10 +254,15 @@ def test_search_reorders_by_the_scorer(retrieval_case) -> None:
 
 # --- strict protocol ------------------------------------------------------------------------------
 
+def distinct_captions(n: int) -> list[str]:
+    """One caption string per pair: strict image to text then ranks every pair's caption."""
+    return [f"caption {i}" for i in range(n)]
+
+
 @pytest.mark.parametrize("chunk_size", CHUNK_SIZES)
 def test_strict_ranks_both_directions_match_brute_force(chunk_size: int) -> None:
     images, texts = random_unit(19, 10, seed=3), random_unit(19, 10, seed=4)
-    ranks = strict_ranks(images, texts, Retriever(chunk_size))
+    ranks = strict_ranks(images, texts, distinct_captions(19), Retriever(chunk_size))
     own = list(range(19))
     assert ranks["t2i"].tolist() == brute_force_ranks(texts, images, own)
     assert ranks["i2t"].tolist() == brute_force_ranks(images, texts, own)
@@ -268,7 +273,7 @@ def test_strict_ranks_directions_hand_case() -> None:
     # Two identical images, two different captions: t2i ties (rank 2 each); i2t separates them.
     images = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     texts = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    ranks = strict_ranks(images, texts, Retriever(chunk_size=1))
+    ranks = strict_ranks(images, texts, ["a", "b"], Retriever(chunk_size=1))
     assert ranks["t2i"].tolist() == [2, 2]
     assert ranks["i2t"].tolist() == [1, 2]
 
@@ -277,8 +282,8 @@ def test_strict_ranks_with_an_untrained_scorer_equal_the_dual_encoder() -> None:
     images, texts = random_unit(15, 32, seed=5).float(), random_unit(15, 32, seed=6).float()
     torch.manual_seed(0)
     scorer = XattnScorer(ScorerConfig(dim=32, layers=1, heads=4, dropout=0.0)).eval()
-    plain = strict_ranks(images, texts, Retriever(chunk_size=4))
-    reranked = strict_ranks(images, texts, Retriever(chunk_size=4, scorer=scorer, rerank_k=15))
+    plain = strict_ranks(images, texts, distinct_captions(15), Retriever(chunk_size=4))
+    reranked = strict_ranks(images, texts, distinct_captions(15), Retriever(chunk_size=4, scorer=scorer, rerank_k=15))
     assert reranked["t2i"].tolist() == plain["t2i"].tolist()
     assert reranked["i2t"].tolist() == plain["i2t"].tolist()
 
@@ -291,7 +296,7 @@ def test_strict_ranks_call_the_scorer_with_images_first() -> None:
         calls.append((image, text))
         return (image * text).sum(dim=-1)
 
-    strict_ranks(images, texts, Retriever(chunk_size=6, scorer=scorer, rerank_k=3))
+    strict_ranks(images, texts, distinct_captions(6), Retriever(chunk_size=6, scorer=scorer, rerank_k=3))
     assert calls
     for image, text in calls:
         assert (image.unsqueeze(1) == images.unsqueeze(0)).all(-1).any(1).all()

@@ -39,3 +39,17 @@ def marqo_ceiling(captions: pd.Series, queries: list[str], k: int) -> float:
     sizes = captions.value_counts()
     return sum(min(k, int(sizes[query])) / int(sizes[query]) for query in queries) / len(queries)
 
+
+
+def item_i2t_ceiling(captions: pd.Series, items: pd.Series, k: int) -> float:
+    """Item level image to text: the gallery is every pair's caption, a hit any caption of the query image's
+    product. Identical caption texts get one score, so another product's identical caption ties with the
+    right one and, ties counting against the model, comes first: the best a ranker can do is put first the
+    product's caption text that the fewest other products share, and hit when fewer than k do."""
+    frame = pd.DataFrame({"caption": captions.values, "item": items.values})
+    per_text = frame.groupby("caption")["item"].agg(list)
+    hits = 0
+    for item, texts in frame.groupby("item")["caption"]:
+        others = min(sum(1 for owner in per_text[text] if owner != item) for text in set(texts))
+        hits += len(texts) * (others < k)  # every view of the product is a query with the same best text
+    return hits / len(frame)

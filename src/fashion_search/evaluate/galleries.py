@@ -3,11 +3,14 @@
 The report saw Recall@5 of 0.59 within batches of 32 and far less over the whole
 test set; the same model on the same data, the gallery size is the difference.
 Each draw shuffles the test pairs (seeded) and cuts them into galleries of
-`size` pairs; each caption is ranked against its gallery's images and back.
+`size` pairs; each caption is ranked against its gallery's images and each image
+against its gallery's distinct captions (the strict protocol, evaluate/strict.py).
 Pairs left over after the last full gallery sit out that draw.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -15,19 +18,37 @@ from fashion_search.evaluate.retrieval import DIRECTIONS, Retriever
 from fashion_search.evaluate.strict import strict_ranks
 
 
-def small_gallery_ranks(images: torch.Tensor, texts: torch.Tensor, size: int, draws: int, seed: int,
-                        retriever: Retriever) -> dict[str, torch.Tensor]:
-    """Strict ranks within each random gallery, all draws concatenated; a set smaller than `size` is one gallery."""
-    size = min(size, len(images))
+def small_galleries(n_pairs: int, size: int, draws: int, seed: int) -> Iterator[torch.Tensor]:
+    """The members of each random gallery, draw after draw; a set smaller than `size` is one gallery."""
+    size = min(size, n_pairs)
     generator = torch.Generator().manual_seed(seed)
-    parts: dict[str, list[torch.Tensor]] = {direction: [] for direction in DIRECTIONS}
     for _ in range(draws):
-        order = torch.randperm(len(images), generator=generator)
+        order = torch.randperm(n_pairs, generator=generator)
         for start in range(0, len(order) - size + 1, size):
-            members = order[start:start + size]
-            for direction, ranks in strict_ranks(images[members], texts[members], retriever).items():
-                parts[direction].append(ranks)
+            yield order[start:start + size]
+
+
+def small_gallery_ranks(images: torch.Tensor, texts: torch.Tensor, captions: Sequence[str], size: int, draws: int,
+                        seed: int, retriever: Retriever) -> dict[str, torch.Tensor]:
+    """Strict ranks within each random gallery, all draws concatenated."""
+    parts: dict[str, list[torch.Tensor]] = {direction: [] for direction in DIRECTIONS}
+    for members in small_galleries(len(images), size, draws, seed):
+        gallery_captions = [captions[i] for i in members.tolist()]
+        for direction, ranks in strict_ranks(images[members], texts[members], gallery_captions, retriever).items():
+            parts[direction].append(ranks)
     return {direction: torch.cat(ranks) for direction, ranks in parts.items()}
+
+
+def small_gallery_i2t_chance(captions: Sequence[str], size: int, draws: int, seed: int,
+                             ks: Iterable[int]) -> dict[int, float]:
+    """What a random order scores image to text within the same galleries: each image query has k chances
+    among its gallery's distinct captions, fewer than `size` when views of one product meet."""
+    shares: dict[int, list[float]] = {k: [] for k in ks}
+    for members in small_galleries(len(captions), size, draws, seed):
+        distinct = len({captions[i] for i in members.tolist()})
+        for k, values in shares.items():
+            values += [min(1.0, k / distinct)] * len(members)
+    return {k: sum(values) / len(values) for k, values in shares.items()}
 
 
 def gallery_key(size: int) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from fashion_search.evaluate.item import group_codes
 from fashion_search.evaluate.retrieval import Ranking, Retriever
+from fashion_search.evaluate.strict import unique_caption_rows
 
 MARQO_KS = (1, 10)
 MRR_CUTOFF = 10
@@ -25,10 +25,10 @@ MRR_CUTOFF = 10
 
 def marqo_queries(captions: Sequence[str], limit: int, seed: int) -> np.ndarray:
     """Row of the first pair of each sampled unique caption, in caption order: the queries' embeddings."""
-    first_rows = pd.Series(list(captions)).drop_duplicates().sort_values()
+    first_rows = unique_caption_rows(captions).numpy()
     if len(first_rows) > limit:
-        first_rows = first_rows.iloc[np.sort(np.random.default_rng(seed).choice(len(first_rows), limit, replace=False))]
-    return first_rows.index.to_numpy()
+        first_rows = first_rows[np.sort(np.random.default_rng(seed).choice(len(first_rows), limit, replace=False))]
+    return first_rows
 
 
 def marqo_ranking(images: torch.Tensor, texts: torch.Tensor, captions: Sequence[str], limit: int, seed: int,

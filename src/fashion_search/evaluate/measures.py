@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 
 from fashion_search.config import EvaluateSettings
-from fashion_search.evaluate.galleries import gallery_key, small_gallery_ranks
+from fashion_search.evaluate.galleries import gallery_key, small_gallery_i2t_chance, small_gallery_ranks
 from fashion_search.evaluate.item import item_groups
-from fashion_search.evaluate.ceiling import item_t2i_ceiling, marqo_ceiling, strict_t2i_ceiling
+from fashion_search.evaluate.ceiling import item_i2t_ceiling, item_t2i_ceiling, marqo_ceiling, strict_t2i_ceiling
 from fashion_search.evaluate.marqo import MARQO_KS, marqo_metrics, marqo_queries, marqo_ranking
-from fashion_search.evaluate.retrieval import DIRECTIONS, Retriever, direction_metrics, recall_curve
-from fashion_search.evaluate.strict import strict_groups
+from fashion_search.evaluate.retrieval import Retriever, direction_metrics, recall_curve
+from fashion_search.evaluate.strict import strict_i2t_ranks, strict_t2i_groups
 
 PROTOCOLS = ("strict", "item", "marqo", "gallery")
 
@@ -38,13 +38,16 @@ def measure(images: torch.Tensor, texts: torch.Tensor, pairs: pd.DataFrame, retr
     result = Measured()
     groupings = {}
     if "strict" in protocols:
-        groupings["strict"] = strict_groups(len(images))
+        groupings["strict"] = strict_t2i_groups(len(images))
     if "item" in protocols:
         groupings["item"] = item_groups(pairs["item_id"].tolist())
     if groupings:
-        for direction in DIRECTIONS:
-            for protocol, ranking in retriever.rank_groupings(direction, images, texts, groupings).items():
-                result.ranks.setdefault(protocol, {})[direction] = ranking.first
+        for protocol, ranking in retriever.rank_groupings("t2i", images, texts, groupings).items():
+            result.ranks[protocol] = {"t2i": ranking.first}
+    if "strict" in protocols:  # image to text ranks the distinct captions (evaluate/strict.py)
+        result.ranks["strict"]["i2t"] = strict_i2t_ranks(images, texts, pairs["caption"].tolist(), retriever)
+    if "item" in protocols:
+        result.ranks["item"]["i2t"] = retriever.rank("i2t", images, texts, *groupings["item"]).first
     for protocol, ranks in result.ranks.items():
         result.metrics[protocol] = direction_metrics(ranks, settings.ks)
         result.curves.update({f"{protocol}_{direction}": recall_curve(r, settings.plot_max_k)
@@ -53,25 +56,36 @@ def measure(images: torch.Tensor, texts: torch.Tensor, pairs: pd.DataFrame, retr
         ranking = marqo_ranking(images, texts, pairs["caption"].tolist(), settings.marqo_queries, seed, retriever)
         result.metrics["marqo"] = marqo_metrics(ranking)
     if "gallery" in protocols:
-        ranks = small_gallery_ranks(images, texts, settings.gallery_size, settings.gallery_draws, seed, retriever)
+        ranks = small_gallery_ranks(images, texts, pairs["caption"].tolist(), settings.gallery_size,
+                                    settings.gallery_draws, seed, retriever)
         result.metrics[gallery_key(settings.gallery_size)] = direction_metrics(ranks, settings.ks)
     return result
 
 
 def gallery_description(pairs: pd.DataFrame, settings: EvaluateSettings, seed: int) -> dict[str, float | int]:
-    """What the numbers were measured on, what a random ranking scores on it, and what a perfect one could
-    (the ceiling: queries with identical text share one ranking, evaluate/ceiling.py)."""
-    size = len(pairs)
+    """What the numbers were measured on, what a random ranking scores on it (strict image to text ranks the
+    distinct captions, so its chance is higher than text to image's), and what a perfect one could (the
+    ceiling: queries with identical text share one ranking, evaluate/ceiling.py)."""
+    size, captions = len(pairs), pairs["caption"].reset_index(drop=True)
+    unique = int(pairs["caption"].nunique())
     small = min(settings.gallery_size, size)
-    captions = pairs["caption"].reset_index(drop=True)
+    small_i2t = small_gallery_i2t_chance(captions.tolist(), settings.gallery_size, settings.gallery_draws, seed,
+                                         settings.ks)
     marqo = captions.iloc[marqo_queries(captions.tolist(), settings.marqo_queries, seed)].tolist()
     return {"size": size, "items": int(pairs["item_id"].nunique()),
-            "unique_captions": int(pairs["caption"].nunique()),
-            "marqo_queries": min(settings.marqo_queries, int(pairs["caption"].nunique())),
+            "unique_captions": unique,
+            "marqo_queries": min(settings.marqo_queries, unique),
             "small_gallery_size": small, "small_gallery_draws": settings.gallery_draws,
             **{f"chance_recall_at_{k}": min(1.0, k / size) for k in settings.ks},
+            **{f"i2t_chance_recall_at_{k}": min(1.0, k / unique) for k in settings.ks},
             **{f"small_gallery_chance_recall_at_{k}": min(1.0, k / small) for k in settings.ks},
+            **{f"small_gallery_i2t_chance_recall_at_{k}": small_i2t[k] for k in settings.ks},
             **{f"ceiling_t2i_recall_at_{k}": strict_t2i_ceiling(captions, k) for k in settings.ks},
+            # image to text ranks the distinct captions: each image's own caption is one entry, first for a
+            # perfect ranker, and no two query images share a ranking
+            **{f"ceiling_i2t_recall_at_{k}": 1.0 for k in settings.ks},
             **{f"item_ceiling_t2i_recall_at_{k}": item_t2i_ceiling(captions, pairs["item_id"], k)
+               for k in settings.ks},
+            **{f"item_ceiling_i2t_recall_at_{k}": item_i2t_ceiling(captions, pairs["item_id"], k)
                for k in settings.ks},
             **{f"marqo_ceiling_recall_at_{k}": marqo_ceiling(captions, marqo, k) for k in MARQO_KS}}

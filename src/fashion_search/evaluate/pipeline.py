@@ -18,10 +18,11 @@ from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
 from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.grid import GridRow
 from fashion_search.evaluate.measures import Measured, measure
-from fashion_search.evaluate.retrieval import Retriever, query_first, ranking_scores, search
+from fashion_search.evaluate.retrieval import PairScorer, Retriever, query_first, ranking_scores, search
 from fashion_search.evaluate.intervals import bootstrap_mean, paired_difference
 from fashion_search.evaluate.shopper import (HEADLINE_FAMILIES, Family, ScoreFn, ShopperResult, build_families, evaluate_families,
                                              parse_query, relevant)
+from fashion_search.evaluate.trec import CAPTION_PROTOCOLS, SHOPPER, Judged, caption_judgements, shopper_judgements
 from fashion_search.image_cache import Pixels
 from fashion_search.inputs import pair_pixels, pair_segments
 from fashion_search.models import MADE_BY
@@ -42,6 +43,7 @@ class ModelResult:
     item_hits: dict[str, float] = field(default_factory=dict)  # product -> its captions' item-level t2i hit@10
     # a model that re-ranks: the same figures from its own dual encoder alone, to show what re-ranking adds
     dual_encoder: ModelResult | None = None
+    rankings: dict[str, torch.Tensor] = field(default_factory=dict)  # TREC protocol -> (queries, images) scores
 
 
 @dataclass
@@ -134,20 +136,49 @@ def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attribut
         grid.append((name, query, [(gallery.image_path(int(i)), float(s), mark)
                                    for i, s, mark in zip(hits, scores, marks)]))
     result = ModelResult(measured, by_attribute, grid,
-                         item_hits=item_hits_by_product(measured.ranks["item"]["t2i"], gallery.pairs["item_id"]))
+                         item_hits=item_hits_by_product(measured.ranks["item"]["t2i"], gallery.pairs["item_id"]),
+                         rankings=caption_rankings(texts, images, settings.chunk_size, score_pairs, rerank_k))
     if shopper is not None:
         result.shopper = evaluate_families(shopper.families, shopper.attributes,
                                            shopper_scores(checkpoint, scorer, images, settings, text, rerank_k,
                                                           runtime), seed, shopper.training)
+        result.rankings[SHOPPER] = result.shopper.scores
     if scorer is not None:
         alone = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size), settings, seed, ("item",))
         result.dual_encoder = ModelResult(alone, {}, item_hits=item_hits_by_product(alone.ranks["item"]["t2i"],
-                                                                                    gallery.pairs["item_id"]))
+                                                                                    gallery.pairs["item_id"]),
+                                          rankings=caption_rankings(texts, images, settings.chunk_size))
         if shopper is not None:
             result.dual_encoder.shopper = evaluate_families(
                 shopper.families, shopper.attributes,
                 shopper_scores(checkpoint, None, images, settings, text, rerank_k, runtime), seed)
+            result.dual_encoder.rankings[SHOPPER] = result.dual_encoder.shopper.scores
     return result
+
+
+def caption_rankings(texts: torch.Tensor, images: torch.Tensor, chunk_size: int,
+                     score_pairs: PairScorer | None = None, rerank_k: int = 0) -> dict[str, torch.Tensor]:
+    """Each test caption's ranking of the test images, for the strict and item-level TREC runs (one ranking,
+    two judgements)."""
+    scores = ranking_scores(texts, images, chunk_size, score_pairs, rerank_k)
+    return {protocol: scores for protocol in CAPTION_PROTOCOLS}
+
+
+def trec_rankings(results: dict[str, ModelResult]) -> dict[str, dict[str, torch.Tensor]]:
+    """Run tag -> protocol -> scores: every model, and a re-ranking model's own dual encoder beside it."""
+    rankings = {name: result.rankings for name, result in results.items()}
+    rankings.update({f"{name}_dual_encoder": result.dual_encoder.rankings for name, result in results.items()
+                     if result.dual_encoder is not None})
+    return rankings
+
+
+def trec_judgements(gallery: TestGallery, shopper: ShopperGallery | None) -> dict[str, Judged]:
+    """What is relevant to each TREC query: strict and item level per caption, and the shopper queries."""
+    judgements = caption_judgements(gallery.pairs)
+    if shopper is not None and shopper.families:
+        images = gallery.pairs["image"].tolist()
+        judgements[SHOPPER] = shopper_judgements(shopper.families, shopper.attributes, images)
+    return judgements
 
 
 def result_marks(query: str, hits: list[int], attributes: pd.DataFrame | None) -> list[bool | None]:

@@ -52,6 +52,12 @@ def rank_block(scores: torch.Tensor, relevant: torch.Tensor, ks: Sequence[int] =
     return Ranking(first, hits, relevant.sum(dim=1))
 
 
+def pessimistic_order(scores: np.ndarray, relevance: np.ndarray) -> np.ndarray:
+    """One query's gallery indices best first under the same rule: among equal scores the irrelevant come
+    first. For measures that read every position (precision, nDCG) and for the TREC run files."""
+    return np.lexsort((relevance.astype(np.int8), -scores))
+
+
 def _hits_within(scores: torch.Tensor, relevant: torch.Tensor, k: int, threshold: torch.Tensor) -> torch.Tensor:
     """Relevant entries in the first k when the k-th score is `threshold` and ties put the irrelevant first."""
     above = scores > threshold
@@ -191,7 +197,7 @@ class Retriever:
 
 def recall_at_k(ranks: torch.Tensor, k: int) -> float:
     """Share of queries with a relevant answer within the first k."""
-    return float((ranks <= k).float().mean())
+    return float((ranks <= k).double().mean())
 
 
 def recall_curve(ranks: torch.Tensor, max_k: int) -> list[float]:
@@ -202,7 +208,7 @@ def recall_curve(ranks: torch.Tensor, max_k: int) -> list[float]:
 def summarise(ranks: torch.Tensor, ks: Iterable[int], prefix: str) -> dict[str, float]:
     """Recall@K for each K plus mean and median rank, under names MLflow accepts."""
     metrics = {f"{prefix}_recall_at_{k}": recall_at_k(ranks, k) for k in ks}
-    metrics[f"{prefix}_mean_rank"] = float(ranks.float().mean())
+    metrics[f"{prefix}_mean_rank"] = float(ranks.double().mean())
     metrics[f"{prefix}_median_rank"] = float(np.median(ranks.numpy()))
     return metrics
 

@@ -31,6 +31,7 @@ from fashion_search.data.attributes import (GARMENT_KINDS, IMAGE_KINDS, NOUNS, P
                                             available_columns, column_of, noun_mask, nouns_of)
 from fashion_search.data.labels import COLOUR
 from fashion_search.evaluate.intervals import bootstrap_mean, bootstrap_mean_of_groups
+from fashion_search.evaluate.retrieval import pessimistic_order
 
 KIND_ORDER = ("gender", "colour", "length", "sleeve", "pattern", "fabric", "hat", "glasses")
 
@@ -270,11 +271,6 @@ def _negations(attributes: pd.DataFrame) -> Counter:
 # ---------------------------------------------------------------- measuring
 
 
-def pessimistic_order(scores: np.ndarray, relevance: np.ndarray) -> np.ndarray:
-    """Gallery indices best first; among equal scores the irrelevant come first (ties count against)."""
-    return np.lexsort((relevance.astype(np.int8), -scores))
-
-
 def query_measures(scores: np.ndarray, relevance: np.ndarray, binding: np.ndarray,
                    k: int = 10, recall_depth: int = 50) -> dict[str, float]:
     """precision@k, nDCG@k (binary gain), recall@recall_depth and binding errors@k of one query."""
@@ -358,6 +354,7 @@ MEASURES = ("precision_at_10", "ndcg_at_10", "recall_at_50", "binding_errors_at_
 class ShopperResult:
     metrics: dict  # for metrics/evaluate.json: headline and families
     per_combination: dict[str, dict[str, list[float]]]  # family -> measure -> values (for paired differences)
+    scores: torch.Tensor | None = None  # (every family's phrasings × gallery) ranking scores, for the TREC runs
 
 
 def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scores_for: ScoreFn, seed: int,
@@ -402,7 +399,7 @@ def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scor
             if name in ("precision_at_10", "ndcg_at_10"):
                 metrics["headline"][f"{name}_low"] = interval["low"]
                 metrics["headline"][f"{name}_high"] = interval["high"]
-    return ShopperResult(metrics, per_combination)
+    return ShopperResult(metrics, per_combination, scores)
 
 
 def parse_query(text: str) -> Combination | None:
