@@ -399,4 +399,4 @@ def test_queued_experiments_run_two_at_a_time_all_reach_mlflow(project: Path) ->
     assert {2e-5, 3e-5, 4e-5, 5e-5} <= lrs, rows
     assert "| 2e-05 | q-lr-0 |" in (project / "README.md").read_text() and "| 2e-05 | q-lr-0 |" in shown
     plots = _run(project, sys.executable, "-m", "dvc", "plots", "show", "--json")
-    assert "reports/sweeps/finetune_lr.csv" in plots
+    assert "Fine-tuned shopper P@10" in plots and "log10_finetune" in plots  # the sweep's plot is drawn
