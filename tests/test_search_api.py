@@ -11,6 +11,7 @@ from test_search_index import build_search_project
 
 from fashion_search.search.app import MAX_RESULTS, create_app
 from fashion_search.search.engine import SearchEngine
+from fashion_search.search.upload import MAX_PHOTO_BYTES
 
 SECRET = "do-not-serve-this-file"
 
@@ -69,7 +70,9 @@ def test_k_beyond_the_gallery_is_clamped(client: TestClient, engine: SearchEngin
 
 def test_health_names_the_model_gallery_and_examples(client: TestClient, engine: SearchEngine) -> None:
     assert client.get("/health").json() == {"status": "ok", "model": "finetuned",
-                                            "gallery_size": engine.gallery_size, "examples": engine.examples}
+                                            "gallery_size": engine.gallery_size, "examples": engine.examples,
+                                            "filters": engine.facets.names, "weak_match_threshold": None,
+                                            "max_photo_bytes": MAX_PHOTO_BYTES}
 
 
 def test_the_page_and_its_script_and_style_are_served(client: TestClient) -> None:

@@ -25,6 +25,8 @@ from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache
 from fashion_search.models.clip import build_tiny
 from fashion_search.models.xattn import XattnModel, new_scorer
+from fashion_search.data.attributes import image_attributes
+from fashion_search.search.facets import facet_values
 from fashion_search.search.index import (
     embed_gallery,
     gallery_pairs,
@@ -78,9 +80,10 @@ def build_search_project(root: Path) -> Path:
     (root / "metrics/evaluate.json").write_text(json.dumps(metrics), encoding="utf-8")
     test = gallery_pairs(pairs, pairs[pairs["item_id"].isin(test_items)], "test")
     embeddings = embed_gallery(checkpoint, test, root / RAW, "pad", batch_size=16)
+    facets = facet_values(image_attributes(root / RAW, test["image"].tolist()))
     for out, model, rerank_k in (("models/index", "finetuned", None), ("models/index-xattn", "xattn", 5)):
         write_index(root / out, test["image"].tolist(), image_paths(test, RAW), embeddings,
-                    _index_reference(model, rerank_k))
+                    _index_reference(model, rerank_k), test["caption"].tolist(), facets)
     return root
 
 

@@ -7,6 +7,10 @@ SIMD lookup tables) and re-scores its best candidates with the float32 vectors,
 so the top k keep their exact scores; it found ≥ 0.99 of the exact top 10 on
 random and clustered galleries up to 1,000,000 images (bench/RESULTS.md).
 HNSW and IVF stay available but lose most of the top 10 on random 512-d vectors.
+
+A filtered search (`restricted_top`) ranks only the images the filters allow, so k results come
+back whenever k are allowed: a small allowed set is scanned exactly (its rows only), a large one
+through the index, over-fetched and asked again deeper until k allowed rows are found.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ HNSW_EF_SEARCH = 128
 IVF_MIN_PROBES = 16
 IVF_PROBE_SHARE = 32  # past 16 lists probed, search 1/32 of them
 TRAIN_SEED = 42
+OVERFETCH_MARGIN = 2  # a filtered search asks the index for margin × depth / (allowed share) rows
+OVERFETCH_GROWTH = 4  # and this many times deeper each time the allowed rows among them fall short
 
 
 class VectorSearch(Protocol):
@@ -60,6 +66,50 @@ class FaissSearch:
         scores, indices = self.index.search(query.astype(np.float32).reshape(1, -1), min(depth, self.index.ntotal))
         found = indices[0] >= 0  # approximate indices pad with -1 when a probe finds too few
         return indices[0][found], scores[0][found]
+
+
+def restricted_top(search: VectorSearch, embeddings: np.ndarray, query: np.ndarray, depth: int,
+                   allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The `depth` best rows among the `allowed` ones (a bool mask; None: all), best first.
+
+    Up to AUTO_APPROXIMATE_FROM allowed rows (where an exact scan is as fast as any index) or with an
+    exact search, the allowed rows alone are scored: exact, and cheaper than the whole gallery. Past
+    that, the index is over-fetched by the allowed share, and asked again deeper until `depth` allowed
+    rows are found or the whole gallery was asked for; an approximate index that still finds too few
+    falls back to the exact scan, so the answer is never short while enough rows are allowed."""
+    if allowed is None:
+        return search.top(query, depth)
+    allowed_count = int(np.count_nonzero(allowed))
+    depth = min(depth, allowed_count)
+    if depth == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if allowed_count > AUTO_APPROXIMATE_FROM and not isinstance(search, MatmulSearch):
+        total = len(allowed)
+        fetch = min(total, int(np.ceil(OVERFETCH_MARGIN * depth * total / allowed_count)))
+        while True:
+            rows, scores = search.top(query, fetch)
+            keep = allowed[rows]
+            if np.count_nonzero(keep) >= depth:
+                return rows[keep][:depth], scores[keep][:depth]
+            if fetch >= total:
+                break
+            fetch = min(total, fetch * OVERFETCH_GROWTH)
+    return exact_among(embeddings, query, depth, allowed)
+
+
+def exact_among(embeddings: np.ndarray, query: np.ndarray, depth: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top `depth` of the allowed rows: only those rows scored when they are under half the gallery,
+    else every row scored and the others ranked out (gathering most rows costs more than scoring them)."""
+    if np.count_nonzero(allowed) * 2 <= len(allowed):
+        rows = np.flatnonzero(allowed)
+        found, scores = MatmulSearch(embeddings[rows]).top(query, depth)
+        return rows[found], scores
+    scores = embeddings @ query.astype(np.float32)
+    scores[~allowed] = -np.inf
+    depth = min(depth, int(np.count_nonzero(allowed)))
+    best = np.argpartition(-scores, depth - 1)[:depth]
+    order = best[np.argsort(-scores[best], kind="stable")]
+    return order, scores[order]
 
 
 def resolve_kind(requested: str, gallery_size: int) -> str:
