@@ -82,6 +82,13 @@ def create_app(engine: SearchEngine) -> FastAPI:
     app.add_middleware(HeadWithoutBody)
     filters_doc = filter_parameters(engine)
 
+    def read(path: str, **options):
+        """GET, and HEAD kept out of the OpenAPI description (one operation per endpoint there)."""
+        def register(function):
+            app.head(path, include_in_schema=False, **options)(function)
+            return app.get(path, **options)(function)
+        return register
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
@@ -118,14 +125,14 @@ def create_app(engine: SearchEngine) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.api_route("/health", methods=READ)
+    @read("/health")
     def health() -> dict:
         """The model, the gallery size, the example queries and the filters offered."""
         return {"status": "ok", "model": engine.model_name, "gallery_size": engine.gallery_size,
                 "examples": engine.examples, "filters": engine.facets.names,
                 "weak_match_threshold": engine.weak_match_threshold, "max_photo_bytes": MAX_PHOTO_BYTES}
 
-    @app.api_route("/facets", methods=READ, openapi_extra=filters_doc)
+    @read("/facets", openapi_extra=filters_doc)
     def facets(request: Request) -> dict:
         """Every filter with its values, each counted under the other filters' choices."""
         chosen = chosen_filters(request)
@@ -133,7 +140,7 @@ def create_app(engine: SearchEngine) -> FastAPI:
         return {"filters": chosen, "matching": engine.gallery_size if allowed is None else int(allowed.sum()),
                 "facets": engine.facets.counts(chosen)}
 
-    @app.api_route("/search", methods=READ, openapi_extra=filters_doc)
+    @read("/search", openapi_extra=filters_doc)
     def search(request: Request, q: str = "", k: int = 10) -> dict:
         """The k best images for the words `q` among those the filters allow; with filters and no words,
         the matching images in gallery order. `weak_match` is true when even the best result scores under
@@ -150,7 +157,7 @@ def create_app(engine: SearchEngine) -> FastAPI:
         weak = None if threshold is None or answer.best_cosine is None else answer.best_cosine < threshold
         return answered(answer, chosen, query=q, named=named_in(q, engine.facets), weak_match=weak)
 
-    @app.api_route("/similar/{image_id}", methods=READ, openapi_extra=filters_doc)
+    @read("/similar/{image_id}", openapi_extra=filters_doc)
     def similar(request: Request, image_id: str, k: int = 10) -> dict:
         """More like this: the gallery ranked by similarity to one of its images (that image left out)."""
         chosen = chosen_filters(request)
@@ -184,7 +191,7 @@ def create_app(engine: SearchEngine) -> FastAPI:
             raise HTTPException(status_code=error.status, detail=str(error)) from None
         return answered(answer, chosen, named={}, weak_match=None)
 
-    @app.api_route("/images/{image_id}", methods=READ)
+    @read("/images/{image_id}")
     def image(image_id: str) -> FileResponse:
         """The gallery image with that id (its file name); any other id is a 404."""
         path = engine.image_path(image_id)
