@@ -300,6 +300,8 @@ document.addEventListener("DOMContentLoaded", () => {
     run(false);
   });
   restoreFromUrl();
+  // On a phone the filters start folded away, unless a shared link chose some.
+  if (window.matchMedia("(max-width: 600px)").matches && !chosenCount()) $("filters-box").open = false;
   showServiceInfo()
     .then(() => run(false))
     .catch((error) => setStatus("The server did not answer: " + error.message, true));
