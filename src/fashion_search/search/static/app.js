@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const RESERVED = new Set(["q", "k", "similar"]);
 const state = { q: "", similar: null, photo: null, k: "10", filters: {} };
 let facetLabels = {};
+let valueLabels = {};
 let lastOpener = null;
 
 function setStatus(text, isError = false) {
@@ -69,8 +70,10 @@ function toggleFilter(facet, value) {
 
 function renderFacets(facets, matching) {
   facetLabels = {};
+  valueLabels = {};
   const groups = facets.map((facet) => {
     facetLabels[facet.name] = facet.label;
+    valueLabels[facet.name] = Object.fromEntries(facet.values.map((v) => [v.value, v.label]));
     const group = document.createElement("fieldset");
     group.className = "facet";
     const legend = document.createElement("legend");
@@ -104,7 +107,8 @@ function renderFacets(facets, matching) {
 // --- results and details ---------------------------------------------------------------------------
 
 function describe(result) {
-  const parts = Object.entries(result.attributes).map(([, values]) => values.join(", "));
+  const parts = Object.entries(result.attributes).map(
+    ([facet, values]) => values.map((v) => (valueLabels[facet] || {})[v] || v).join(", "));
   return parts.join(" · ");
 }
 
@@ -155,7 +159,7 @@ function openDetail(result, named, opener) {
       if (i) description.append(", ");
       const isNamed = (named[facet] || []).includes(value);
       const element = document.createElement(isNamed ? "mark" : "span");
-      element.textContent = value.replace(/_/g, " ");
+      element.textContent = (valueLabels[facet] || {})[value] || value;
       if (isNamed) element.title = "named in your search";
       description.append(element);
     });
