@@ -15,7 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-setup: $(VENV)/.installed
+# axe-core for the browser test's accessibility check (package.json); skipped where there is no npm
+node_modules/.installed: package.json package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $@; fi
+
+setup: $(VENV)/.installed node_modules/.installed
 
 repro: setup
 	dvc repro

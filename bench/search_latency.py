@@ -16,6 +16,9 @@ search costs under 10% of the encoding. `--sweep` times the search alone over
 the settings that trade speed for recall (fastscan's re-scoring factor, HNSW's
 efSearch, IVF's nprobe) at 50,000 × 512, and exact against fastscan on galleries
 of 1,000 to 20,000 images, where `serve.faiss: auto` switches from one to the other.
+`--filtered` measures filtered search (search/vectors.py `restricted_top`) against unfiltered search
+at 50,000 × 512 for filters that allow 1% to 90% of the gallery, in CPU time on one thread, with
+recall@10 against the exact top 10 of the allowed images.
 
 Two text encoders: the tiny model of params.yaml (128-d, what the embedded
 pipeline serves) and one shaped like CLIP ViT-B/32 (512-d, random weights; the
@@ -47,7 +50,7 @@ from fashion_search.models.clip import Checkpoint, build_tiny, tiny_processor
 from fashion_search.search.app import create_app
 from fashion_search.search.engine import SearchEngine
 from fashion_search.search.index import GalleryIndex
-from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch, build_faiss
+from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch, build_faiss, restricted_top
 from fashion_search.text import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,9 +228,51 @@ def crossover(dims: tuple[int, ...], sizes: tuple[int, ...], seed: int) -> dict:
     return report
 
 
+FILTER_SHARES = (0.01, 0.02, 0.05, 0.08, 0.1, 0.2, 0.5, 0.9)
+
+
+def cpu_ms(call, repeats: int) -> float:
+    """Mean CPU milliseconds of one call on one thread: what the search costs, whatever else the machine runs
+    (wall-clock medians on a shared 2-core machine move in steps of the scheduler's 4-8 ms slices)."""
+    for i in range(WARMUP):
+        call(i)
+    start = time.process_time()
+    for i in range(repeats):
+        call(i)
+    return (time.process_time() - start) / repeats * 1000
+
+
+def filtered(rows: int, dim: int, seed: int) -> dict:
+    """CPU ms of a top-10 search with and without a filter, their ratio, and recall@10 against the exact
+    top 10 of the allowed images; one thread (FAISS and torch), so CPU time is the cost."""
+    faiss.omp_set_num_threads(1)
+    report = {}
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES:
+        gallery, probes, _ = gallery_with_probes(shape, rows, dim, seed)
+        for kind in ("matmul", "fastscan"):
+            vectors = MatmulSearch(gallery) if kind == "matmul" else FaissSearch(build_faiss(gallery, kind))
+            plain = cpu_ms(lambda i: vectors.top(probes[i % len(probes)], 10), len(probes))
+            runs = {"unfiltered_cpu_ms": round(plain, 3)}
+            for share in FILTER_SHARES:
+                allowed = rng.random(rows) < share
+                cost = cpu_ms(lambda i: restricted_top(vectors, gallery, probes[i % len(probes)], 10, allowed),
+                              len(probes))
+                exact = [set(restricted_top(MatmulSearch(gallery), gallery, probe, 10, allowed)[0].tolist())
+                         for probe in probes]
+                found = [len(set(restricted_top(vectors, gallery, probe, 10, allowed)[0].tolist()) & top)
+                         for probe, top in zip(probes, exact)]
+                runs[f"allowed_{share:g}"] = {"cpu_ms": round(cost, 3), "over_unfiltered": round(cost / plain, 2),
+                                              "recall_at_10_vs_exact": round(sum(found) / (10 * len(probes)), 4)}
+            report[f"{shape}_{kind}"] = runs
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only-50k", action="store_true", help="only the 50,000-image comparison with the target")
+    parser.add_argument("--filtered", action="store_true",
+                        help="only filtered against unfiltered search at 50,000 × 512")
     parser.add_argument("--sweep", action="store_true",
                         help="only the speed/recall settings at 50,000 × 512, and exact against fastscan up to 20,000")
     args = parser.parse_args()
@@ -239,6 +284,10 @@ def main() -> None:
                     "python": platform.python_version(), "torch": torch.__version__},
         "queries": {"repeats": REPEATS, "warmup": WARMUP, "k": 10},
     }
+    if args.filtered:
+        report["filtered_50000_512d"] = filtered(50_000, 512, seed=7)
+        print(json.dumps(report, indent=2))
+        return
     if args.sweep:
         report["sweep_50000_512d"] = sweep(50_000, 512, seed=5)
         report["search_p50_ms_exact_vs_fastscan"] = crossover((128, 512), (1_000, 2_500, 5_000, 10_000, 20_000), seed=6)

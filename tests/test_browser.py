@@ -2,15 +2,19 @@
 
 The server runs with uvicorn on 127.0.0.1 on a free port, in a thread of this process.
 Playwright cannot download its own browser here, so it is given Chromium's path.
-Outside CI the browser test skips, saying so, when no Chromium is installed; in CI
-(.ci/run installs Chromium) it always runs.
+Outside CI the browser tests skip, saying so, when no Chromium is installed; in CI
+(.ci/run installs Chromium) they always run. The accessibility check loads axe-core from
+node_modules (`npm ci` installs it from package.json) into the page.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
+import json
 import os
 import shutil
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,20 +23,34 @@ from fashion_search.search.live import served_on_loopback
 from test_search_index import build_search_project
 
 from fashion_search.search.engine import SearchEngine
+from fashion_search.search.highlight import named_in
 from fashion_search.search.screenshots import search_and_capture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SECRET = "not-for-the-web"
+AXE = Path(__file__).resolve().parents[1] / "node_modules/axe-core/axe.min.js"
+PHONE = {"width": 390, "height": 844}
+needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                    reason="no Chromium on PATH (apt-get install chromium); CI installs it")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    """(host, port) of the app served by uvicorn from a thread, on a port the OS chose."""
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = build_search_project(tmp_path_factory.mktemp("browser"))
     (root / "secret.txt").write_text(SECRET)
-    engine = SearchEngine.open(root / "models/index", root=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine(project: Path) -> SearchEngine:
+    return SearchEngine.open(project / "models/index", root=project)
+
+
+@pytest.fixture(scope="module")
+def server(engine: SearchEngine) -> Iterator[tuple[str, int]]:
+    """(host, port) of the app served by uvicorn from a thread, on a port the OS chose."""
     with served_on_loopback(engine) as address:
         yield address
 
@@ -94,3 +112,143 @@ def test_a_shopper_searches_and_sees_the_pictures(server: tuple[str, int], tmp_p
             browser.close()
     assert (tmp_path / "search.png").stat().st_size > 0
     assert not problems, problems  # a CSP violation or a script error shows up here
+
+
+def product_of(image_id: str) -> str:
+    """MEN-Denim-id_00008122-03_1_front.jpg -> MEN-Denim-id_00008122-03: the views of one product share it."""
+    return image_id.rsplit("_", 2)[0]
+
+
+def cropped_photo(path: Path) -> bytes:
+    """A gallery picture as a shopper might photograph it again: cropped by a tenth and re-encoded as JPEG."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+        cropped = image.convert("RGB").crop((width // 20, height // 20, width - width // 20, height - height // 20))
+    out = io.BytesIO()
+    cropped.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def result_ids(page) -> list[str]:
+    return page.eval_on_selector_all("#results img", "images => images.map(i => decodeURIComponent("
+                                                     "i.getAttribute('src').split('/').pop()))")
+
+
+def serious_accessibility_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (evaluated through the
+    DevTools protocol, which the page's Content-Security-Policy does not govern)."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = page.evaluate("async () => (await axe.run(document)).violations"
+                          ".filter(v => ['serious', 'critical'].includes(v.impact))"
+                          ".map(v => v.id + ': ' + v.help + ' ' + JSON.stringify(v.nodes.map(n => n.target)))")
+    return list(found)
+
+
+@needs_chromium
+def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_photo(
+        server: tuple[str, int], engine: SearchEngine, project: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url = f"http://{server[0]}:{server[1]}/"
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            gender = engine.facets.masks["gender"]
+            value = max(gender, key=lambda v: gender[v].sum())
+            query = f"a red dress for {value}"
+            search_and_capture(page, url, query)
+
+            # A filter chip narrows the results, shows its state, and lands in the URL.
+            chip = page.locator(f'.chip[data-facet="gender"][data-value="{value}"]')
+            chip.click()
+            expect(chip).to_have_attribute("aria-pressed", "true")
+            expect(page.locator("#status")).to_contain_text("match the filters")
+            assert parse_qs(urlsplit(page.url).query) == {"q": [query], "k": ["10"], "gender": [value]}
+            ids = result_ids(page)
+            allowed = {engine.index.ids[row] for row in gender[value].nonzero()[0]}
+            assert ids and set(ids) <= allowed and len(ids) == min(10, len(allowed))
+
+            # Keyboard: Tab reaches a result, Enter opens its details, Escape closes them and returns focus.
+            page.locator(".result").first.focus()
+            page.keyboard.press("Enter")
+            dialog = page.locator("#detail")
+            expect(dialog).to_be_visible()
+            first = ids[0]
+            expect(page.locator("#detail-caption")).to_have_text(engine.caption(engine.row_of(first)))
+            named = named_in(query, engine.facets)  # the query's words highlighted among the labels
+            attributes = engine.facets.of_row(engine.row_of(first))
+            marked = [v for facet, values in attributes.items() for v in values if v in named.get(facet, [])]
+            assert value in marked  # the query names the gender every result has
+            expect(page.locator("#detail-attributes mark")).to_have_count(len(marked))
+            page.keyboard.press("Escape")
+            expect(dialog).to_be_hidden()
+            assert page.evaluate("document.activeElement.classList.contains('result')")
+
+            # More like this: the gallery ranked by that image, itself left out, the filter kept.
+            page.locator(".result").first.click()
+            page.click("#more-like-this")
+            expect(page.locator("#status")).to_contain_text("like " + first)
+            assert parse_qs(urlsplit(page.url).query)["similar"] == [first]
+            similar = result_ids(page)
+            assert first not in similar and set(similar) <= allowed and similar
+            page.go_back()  # the back button returns to the words
+            expect(page.locator("#status")).to_contain_text(query)
+            expect(page.locator("#query")).to_have_value(query)
+
+            # Search by photo: a cropped, re-encoded picture of a gallery item finds its product.
+            page.click("#clear-filters")
+            expect(page.locator(".chip[aria-pressed=true]")).to_have_count(0)
+            source = engine.index.ids[len(engine.index.ids) // 2]
+            page.set_input_files("#photo", files=[{"name": "my photo.jpg", "mimeType": "image/jpeg",
+                                                   "buffer": cropped_photo(project / engine.index.paths[
+                                                       engine.row_of(source)])}])
+            expect(page.locator("#status")).to_contain_text("like your photo")
+            top5 = result_ids(page)[:5]
+            assert product_of(source) in {product_of(image_id) for image_id in top5}, (source, top5)
+            page.screenshot(path=str(tmp_path / "desktop.png"))
+
+            assert serious_accessibility_violations(page) == [] if AXE.is_file() else True
+            page.locator(".result").first.click()
+            assert serious_accessibility_violations(page) == [] if AXE.is_file() else True
+            page.keyboard.press("Escape")
+
+            # A shared link restores the search: words, k and filters from the URL alone.
+            phone = browser.new_page(viewport=PHONE)
+            phone.on("pageerror", lambda error: problems.append(str(error)))
+            phone.goto(url + f"?q=denim+shorts&k=5&gender={value}")
+            expect(phone.locator("#status")).to_contain_text("denim shorts")
+            expect(phone.locator("#results li")).to_have_count(min(5, len(allowed)))
+            expect(phone.locator("#query")).to_have_value("denim shorts")
+            expect(phone.locator(f'.chip[data-facet="gender"][data-value="{value}"]')).to_have_attribute(
+                "aria-pressed", "true")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scroll
+            phone.screenshot(path=str(tmp_path / "phone.png"))
+        finally:
+            browser.close()
+    assert (tmp_path / "desktop.png").stat().st_size > 0 and (tmp_path / "phone.png").stat().st_size > 0
+    assert not problems, problems
+
+
+@pytest.mark.skipif(not AXE.is_file() and not os.environ.get("CI"),
+                    reason="axe-core is not installed (npm ci); CI installs it")
+@needs_chromium
+def test_the_page_has_no_serious_accessibility_violation(server: tuple[str, int]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for viewport in ({"width": 1200, "height": 900}, PHONE):
+                page = browser.new_page(viewport=viewport)
+                search_and_capture(page, f"http://{server[0]}:{server[1]}/", "a red dress")
+                assert serious_accessibility_violations(page) == [], viewport
+                page.locator(".result").first.click()
+                assert serious_accessibility_violations(page) == [], viewport
+        finally:
+            browser.close()

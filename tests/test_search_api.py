@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from test_search_index import build_search_project
 
 from fashion_search.search.app import MAX_RESULTS, create_app
 from fashion_search.search.engine import SearchEngine
+from fashion_search.search.upload import MAX_PHOTO_BYTES
 
 SECRET = "do-not-serve-this-file"
 
@@ -69,7 +71,9 @@ def test_k_beyond_the_gallery_is_clamped(client: TestClient, engine: SearchEngin
 
 def test_health_names_the_model_gallery_and_examples(client: TestClient, engine: SearchEngine) -> None:
     assert client.get("/health").json() == {"status": "ok", "model": "finetuned",
-                                            "gallery_size": engine.gallery_size, "examples": engine.examples}
+                                            "gallery_size": engine.gallery_size, "examples": engine.examples,
+                                            "filters": engine.facets.names, "weak_match_threshold": None,
+                                            "max_photo_bytes": MAX_PHOTO_BYTES}
 
 
 def test_the_page_and_its_script_and_style_are_served(client: TestClient) -> None:
@@ -169,3 +173,301 @@ def test_the_api_answers_for_xattn_with_its_name(project: Path) -> None:
     client = TestClient(create_app(SearchEngine.open(project / "models/index-xattn", root=project)))
     body = client.get("/search", params={"q": "a red dress", "k": 3}).json()
     assert body["model"] == "xattn" and len(body["results"]) == 3
+
+
+# --- filters ---------------------------------------------------------------------------------------
+
+def biggest_value(engine: SearchEngine, facet: str) -> str:
+    masks = engine.facets.masks[facet]
+    return max(masks, key=lambda value: masks[value].sum())
+
+
+def test_the_gallery_offers_the_facets_its_labels_have(engine: SearchEngine) -> None:
+    assert engine.facets.names == ["category", "gender", "sleeve", "length", "fabric", "pattern", "colour",
+                                   "accessories"]  # the synthetic source has colours; no facet is empty
+
+
+def test_a_filtered_search_ranks_only_matching_images_and_returns_k_of_them(client: TestClient,
+                                                                             engine: SearchEngine) -> None:
+    value = biggest_value(engine, "gender")
+    allowed = engine.facets.masks["gender"][value]
+    body = client.get("/search", params={"q": "a red dress", "k": 5, "gender": value}).json()
+    ids = [r["image_id"] for r in body["results"]]
+    assert len(ids) == min(5, allowed.sum()) and body["matching"] == allowed.sum()
+    assert all(value in r["attributes"]["gender"] for r in body["results"])
+    # exactly the unfiltered ranking with the other images taken out
+    ranked = [h.image_id for h in engine.search("a red dress", engine.gallery_size)]
+    assert ids == [i for i in ranked if allowed[engine.row_of(i)]][:5]
+
+
+def test_values_of_one_facet_are_alternatives_and_facets_must_all_hold(client: TestClient,
+                                                                       engine: SearchEngine) -> None:
+    masks = engine.facets.masks
+    fabrics = list(masks["fabric"])[:2]
+    gender = biggest_value(engine, "gender")
+    expected = (masks["fabric"][fabrics[0]] | masks["fabric"][fabrics[1]]) & masks["gender"][gender]
+    body = client.get("/search", params=[("q", "a top"), ("k", 100), ("fabric", fabrics[0]),
+                                         ("fabric", fabrics[1]), ("gender", gender)]).json()
+    assert body["matching"] == expected.sum() == len(body["results"])
+    assert {r["image_id"] for r in body["results"]} == {engine.index.ids[row] for row in expected.nonzero()[0]}
+
+
+def test_facet_counts_count_each_value_under_the_other_facets_choices(client: TestClient,
+                                                                      engine: SearchEngine) -> None:
+    masks = engine.facets.masks
+    gender = biggest_value(engine, "gender")
+    fabric = biggest_value(engine, "fabric")
+    body = client.get("/facets", params={"gender": gender, "fabric": fabric}).json()
+    counts = {f["name"]: {v["value"]: (v["count"], v["chosen"]) for v in f["values"]} for f in body["facets"]}
+    for value, mask in masks["gender"].items():  # gender counted under the fabric choice only
+        assert counts["gender"][value] == ((mask & masks["fabric"][fabric]).sum(), value == gender)
+    for value, mask in masks["fabric"].items():  # fabric under the gender choice only
+        assert counts["fabric"][value][0] == (mask & masks["gender"][gender]).sum()
+    for value, mask in masks["pattern"].items():  # any other facet under both
+        assert counts["pattern"][value][0] == (mask & masks["gender"][gender] & masks["fabric"][fabric]).sum()
+    assert body["matching"] == (masks["gender"][gender] & masks["fabric"][fabric]).sum()
+
+
+def test_filters_without_words_list_the_matching_images_in_gallery_order(client: TestClient,
+                                                                         engine: SearchEngine) -> None:
+    value = biggest_value(engine, "category")
+    rows = engine.facets.masks["category"][value].nonzero()[0]
+    body = client.get("/search", params={"category": value, "k": 100}).json()
+    assert [r["image_id"] for r in body["results"]] == [engine.index.ids[row] for row in rows]
+    assert all(r["score"] is None for r in body["results"]) and body["weak_match"] is None
+
+
+def test_a_filter_nothing_matches_returns_no_results(client: TestClient, engine: SearchEngine) -> None:
+    masks = engine.facets.masks
+    facet_a, value_a, facet_b, value_b = next(
+        (a, va, b, vb) for a in masks for b in masks if a < b for va in masks[a] for vb in masks[b]
+        if not (masks[a][va] & masks[b][vb]).any())
+    body = client.get("/search", params={"q": "a dress", facet_a: value_a, facet_b: value_b}).json()
+    assert body["results"] == [] and body["matching"] == 0
+
+
+@pytest.mark.parametrize(("params", "mentions"), [
+    ({"q": "dress", "colr": "red"}, ("unknown filter 'colr'", "colour")),
+    ({"q": "dress", "fabric": "velvet"}, ("unknown value 'velvet'", "fabric", "denim")),
+    ({"q": "dress", "category": "shorts"}, ("unknown value 'shorts'", "Shorts")),
+    ({"fabric": ""}, ("unknown value ''",)),
+])
+def test_an_unknown_filter_or_value_is_a_400_naming_it(client: TestClient, params: dict,
+                                                      mentions: tuple[str, ...]) -> None:
+    assert_bad_request(client.get("/search", params=params), *mentions)
+    assert_bad_request(client.get("/facets", params=params | {"q": "x"} if "q" in params else params), *mentions)
+
+
+def test_too_many_filter_values_are_a_400(client: TestClient, engine: SearchEngine) -> None:
+    value = biggest_value(engine, "gender")
+    assert_bad_request(client.get("/search", params=[("q", "dress")] + [("gender", value)] * 65), "too many")
+
+
+def test_a_source_without_labels_offers_no_filters_and_refuses_them(project: Path, engine: SearchEngine) -> None:
+    index = engine.index
+    bare = SearchEngine(type(index)(index.ids, index.paths, index.embeddings, index.reference, index.faiss_index),
+                        engine.checkpoint, None, project)
+    client = TestClient(create_app(bare))
+    assert client.get("/health").json()["filters"] == [] and client.get("/facets").json()["facets"] == []
+    assert_bad_request(client.get("/search", params={"q": "dress", "gender": "women"}),
+                       "unknown filter 'gender'", "no labels")
+
+
+# --- more like this ---------------------------------------------------------------------------------
+
+def test_similar_ranks_the_gallery_by_image_similarity_without_the_image(client: TestClient,
+                                                                         engine: SearchEngine) -> None:
+    image_id = engine.index.ids[3]
+    body = client.get(f"/similar/{image_id}", params={"k": 100}).json()
+    ids = [r["image_id"] for r in body["results"]]
+    assert image_id not in ids and len(ids) == engine.gallery_size - 1
+    cosines = engine.index.embeddings @ engine.index.embeddings[3]
+    assert [r["score"] for r in body["results"]] == pytest.approx(sorted(
+        (c for i, c in enumerate(cosines) if i != 3), reverse=True), abs=1e-5)
+
+
+def test_similar_keeps_the_filters(client: TestClient, engine: SearchEngine) -> None:
+    value = biggest_value(engine, "gender")
+    allowed = engine.facets.masks["gender"][value]
+    body = client.get(f"/similar/{engine.index.ids[0]}", params={"gender": value, "k": 100}).json()
+    assert {r["image_id"] for r in body["results"]} == {engine.index.ids[row] for row in allowed.nonzero()[0]} - {
+        engine.index.ids[0]}
+
+
+@pytest.mark.parametrize("image_id", ["no-such.jpg", "..%2Fsecret.txt", "secret.txt"])
+def test_similar_to_an_unknown_image_is_a_404(client: TestClient, image_id: str) -> None:
+    assert client.get(f"/similar/{image_id}").status_code == 404
+
+
+def test_similar_with_bad_k_is_a_400(client: TestClient, engine: SearchEngine) -> None:
+    assert_bad_request(client.get(f"/similar/{engine.index.ids[0]}", params={"k": 0}), "k")
+
+
+# --- the weak-match notice -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("threshold", "weak"), [(1.01, True), (-1.01, False)])
+def test_weak_match_follows_the_best_cosine_and_the_calibrated_threshold(project: Path, engine: SearchEngine,
+                                                                         threshold: float, weak: bool) -> None:
+    index = engine.index
+    reference = {**index.reference, "weak_match": {"threshold": threshold, "quantile": 0.05, "queries": 9}}
+    calibrated = SearchEngine(type(index)(index.ids, index.paths, index.embeddings, reference, index.faiss_index,
+                                          index.captions, index.facets), engine.checkpoint, None, project)
+    body = TestClient(create_app(calibrated)).get("/search", params={"q": "a red dress", "k": 3}).json()
+    assert body["weak_match"] is weak and len(body["results"]) == 3  # the closest results are still shown
+
+
+# --- search by photo ---------------------------------------------------------------------------------
+
+def photo_of(project: Path, engine: SearchEngine, row: int, kind: str = "JPEG", **save) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    with Image.open(project / engine.index.paths[row]) as image:
+        image.convert("RGB").save(out, format=kind, **save)
+    return out.getvalue()
+
+
+def post_photo(client: TestClient, data: bytes, params: dict | None = None, name: str = "photo.jpg",
+               content_type: str = "image/jpeg"):
+    return client.post("/search/image", params=params or {}, files={"image": (name, data, content_type)})
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG", "WEBP"])
+def test_a_photo_of_a_gallery_image_finds_it_first(client: TestClient, engine: SearchEngine, project: Path,
+                                                   kind: str) -> None:
+    body = post_photo(client, photo_of(project, engine, 5, kind, **({"lossless": True} if kind == "WEBP" else {})),
+                      {"k": 3}).json()
+    assert body["results"][0]["image_id"] == engine.index.ids[5] and body["k"] == 3
+
+
+def test_a_photo_search_costs_one_image_embedding(client: TestClient, engine: SearchEngine, project: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import fashion_search.search.engine as engine_module
+
+    calls = []
+    original = engine_module.embed_images
+    monkeypatch.setattr(engine_module, "embed_images", lambda *a, **kw: calls.append(a[1].shape) or original(*a, **kw))
+    assert post_photo(client, photo_of(project, engine, 1)).status_code == 200
+    assert calls == [(1, 3, engine.checkpoint.pixel_spec.size, engine.checkpoint.pixel_spec.size)]
+
+
+def test_a_photo_search_keeps_the_filters(client: TestClient, engine: SearchEngine, project: Path) -> None:
+    value = biggest_value(engine, "gender")
+    allowed = {engine.index.ids[row] for row in engine.facets.masks["gender"][value].nonzero()[0]}
+    body = post_photo(client, photo_of(project, engine, 0), {"gender": value, "k": 100}).json()
+    assert {r["image_id"] for r in body["results"]} == allowed
+
+
+def test_a_photo_sent_as_the_body_itself_is_searched(client: TestClient, engine: SearchEngine,
+                                                     project: Path) -> None:
+    response = client.post("/search/image", content=photo_of(project, engine, 2), headers={
+        "content-type": "image/jpeg"})
+    assert response.status_code == 200 and response.json()["results"][0]["image_id"] == engine.index.ids[2]
+
+
+def test_exif_orientation_is_honoured(client: TestClient, engine: SearchEngine, project: Path) -> None:
+    """A photo stored sideways with EXIF orientation 6 (rotate 90° clockwise to view) is searched upright."""
+    from PIL import Image
+
+    with Image.open(project / engine.index.paths[4]) as image:
+        sideways = image.convert("RGB").transpose(Image.Transpose.ROTATE_90)  # what the camera stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    sideways.save(out, format="PNG", exif=exif)
+    upright = post_photo(client, out.getvalue(), {"k": 100}).json()["results"]
+    expected = post_photo(client, photo_of(project, engine, 4, "PNG"), {"k": 100}).json()["results"]
+    assert [r["image_id"] for r in upright] == [r["image_id"] for r in expected]
+
+
+def test_upload_decoding_writes_nothing_to_disk(client: TestClient, engine: SearchEngine, project: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import tempfile
+
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda file, mode="r", *a, **kw: (
+        opened.append((file, mode)) if any(m in mode for m in "wax+") else None) or real_open(file, mode, *a, **kw))
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", lambda *a, **kw: opened.append("spooled") or None)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda *a, **kw: opened.append("named") or None)
+    data = photo_of(project, engine, 1, "PNG") + b"\0" * (2 * 2**20)  # 2 MB: past any form parser's memory limit
+    assert post_photo(client, data, name="big.png", content_type="image/png").status_code == 200
+    assert opened == []
+
+
+def bad_uploads() -> list:
+    from bad_images import decompression_bomb_png
+
+    return [
+        pytest.param(b"", 400, "empty", id="empty"),
+        pytest.param(b"just some text, not a picture\n" * 10, 415, "not a JPEG, PNG or WebP", id="text"),
+        pytest.param(b"GIF89a" + b"\0" * 100, 415, "not a JPEG, PNG or WebP", id="gif"),
+        pytest.param(b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "not a JPEG", id="svg"),
+        pytest.param(decompression_bomb_png(20_000, 20_000), 400, "declares more than", id="20000x20000-png"),
+        pytest.param(b"\xff\xd8\xff\xe0" + b"\0" * 50, 400, "cannot be decoded", id="truncated-jpeg-header"),
+        pytest.param(b"RIFF\0\0\0\0WEBPVP8 ", 400, "cannot be decoded", id="truncated-webp"),
+    ]
+
+
+@pytest.mark.parametrize(("data", "status", "mention"), bad_uploads())
+def test_a_bad_upload_is_refused_with_its_status_and_a_message(client: TestClient, data: bytes, status: int,
+                                                               mention: str) -> None:
+    response = post_photo(client, data)
+    assert response.status_code == status and mention in response.json()["detail"], response.text
+    assert client.get("/health").status_code == 200  # still serving
+
+
+def test_a_truncated_jpeg_is_a_400(client: TestClient, engine: SearchEngine, project: Path) -> None:
+    whole = photo_of(project, engine, 0)
+    response = post_photo(client, whole[: len(whole) // 2])
+    assert response.status_code == 400 and "cannot be decoded" in response.json()["detail"]
+
+
+def test_a_50_mb_body_is_a_413_before_it_is_decoded(client: TestClient) -> None:
+    response = post_photo(client, b"\xff\xd8\xff" + b"\0" * (50 * 2**20))
+    assert response.status_code == 413 and "at most 10 MB" in response.json()["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_a_body_longer_than_it_declared_is_cut_off_at_the_cap() -> None:
+    import asyncio
+
+    from fashion_search.search.upload import MAX_BODY_BYTES, UploadError, read_bounded
+
+    async def chunks():
+        for _ in range(100):
+            yield b"\0" * (MAX_BODY_BYTES // 10)
+
+    with pytest.raises(UploadError) as refused:
+        asyncio.run(read_bounded("10", chunks()))  # a Content-Length that lies
+    assert refused.value.status == 413
+
+
+@pytest.mark.parametrize(("headers", "body", "mention"), [
+    ({"content-type": "multipart/form-data"}, b"--x\r\n\r\n--x--", "no boundary"),
+    ({"content-type": "multipart/form-data; boundary=x"}, b"--x\r\nContent-Disposition: form-data; name=\"other\""
+                                                          b"\r\n\r\nhello\r\n--x--\r\n", "no file field"),
+    ({"content-length": "abc"}, b"", "Content-Length"),
+])
+def test_malformed_uploads_are_a_400_naming_the_problem(client: TestClient, headers: dict, body: bytes,
+                                                        mention: str) -> None:
+    assert_bad_request(client.post("/search/image", content=body, headers=headers), mention)
+
+
+def test_a_photo_search_with_a_bad_filter_or_k_is_a_400(client: TestClient, engine: SearchEngine,
+                                                        project: Path) -> None:
+    data = photo_of(project, engine, 0)
+    assert_bad_request(post_photo(client, data, {"fabric": "velvet"}), "velvet")
+    assert_bad_request(post_photo(client, data, {"k": "0"}), "k")
+
+
+# --- the OpenAPI description -----------------------------------------------------------------------
+
+def test_the_openapi_page_documents_every_endpoint_and_the_filters(client: TestClient, engine: SearchEngine) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {"/search", "/similar/{image_id}", "/search/image", "/facets", "/images/{image_id}",
+            "/health"} <= set(spec["paths"])
+    names = {p["name"] for p in spec["paths"]["/search"]["get"]["parameters"]}
+    assert {"q", "k", *engine.facets.names} <= names
+    assert client.get("/docs").status_code == 200

@@ -380,3 +380,118 @@ def test_head_is_200_on_every_route(client: TestClient, engine: SearchEngine, pa
     get, head = client.get(path), client.head(path)
     assert get.status_code == head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(get.content))
+
+
+# --- filters, /similar and /search/image ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def filter_strategy(engine: SearchEngine):
+    """(name, value) query pairs: real facets and values, wrong cases, unknown names, any text."""
+    masks = engine.facets.masks
+    known = [(facet, value) for facet in masks for value in masks[facet]]
+    names = st.one_of(st.sampled_from(list(masks) + ["colr", "Gender", "", "q2", "k "]), st.text(max_size=12))
+    values = st.one_of(st.sampled_from([v for _, v in known] + ["", "DENIM", "x" * 300]), st.text(max_size=12))
+    return st.lists(st.one_of(st.sampled_from(known), st.tuples(names, values)), max_size=8)
+
+
+def answer_is_consistent(engine: SearchEngine, body: dict, chosen: list[tuple[str, str]], k: int) -> None:
+    """A 200 only for known filters; its results pass every filter and number min(k, matching, MAX_RESULTS)."""
+    masks = engine.facets.masks
+    assert all(facet in masks and value in masks[facet] for facet, value in chosen)
+    by_facet: dict[str, set[str]] = {}
+    for facet, value in chosen:
+        by_facet.setdefault(facet, set()).add(value)
+    for result in body["results"]:
+        assert all(set(result["attributes"].get(facet, [])) & values for facet, values in by_facet.items())
+    assert body["k"] == len(body["results"]) == min(k, body["matching"], MAX_RESULTS)
+
+
+def test_search_with_any_filters_is_a_200_or_a_400_naming_the_filter(client: TestClient, engine: SearchEngine,
+                                                                      filter_strategy) -> None:
+    @settings(FUZZ, max_examples=150)
+    @given(pairs=filter_strategy, q=st.one_of(st.just(""), st.sampled_from(["a red dress", "denim"])),
+           k=st.integers(1, 120))
+    def check(pairs: list[tuple[str, str]], q: str, k: int) -> None:
+        pairs = [(name, value) for name, value in pairs if name not in ("q", "k")]
+        response = client.get("/search", params=[("q", q), ("k", str(k)), *pairs])
+        assert_security_headers(response.headers)
+        unknown = [(n, v) for n, v in pairs if n not in engine.facets.masks or v not in engine.facets.masks[n]]
+        if unknown or len(pairs) > 64 or (not q and not pairs):
+            assert response.status_code == 400, response.text[:300]
+            detail = response.json()["detail"]
+            named = [repr(name if name not in engine.facets.masks else value) for name, value in unknown]
+            assert not unknown or any(text in detail for text in named), detail  # httpx groups repeated names
+            return
+        assert response.status_code == 200, response.text[:300]
+        answer_is_consistent(engine, response.json(), pairs, k)
+
+    check()
+
+
+def test_similar_answers_any_id_and_filters_with_200_400_or_404(client: TestClient, engine: SearchEngine,
+                                                               filter_strategy) -> None:
+    @settings(FUZZ, max_examples=150)
+    @given(image_id=st.one_of(st.sampled_from(engine.index.ids), st.text(min_size=1, max_size=20)),
+           pairs=filter_strategy, k=st.one_of(st.integers(-3, 120), st.text(max_size=5)))
+    def check(image_id: str, pairs: list[tuple[str, str]], k) -> None:
+        pairs = [(name, value) for name, value in pairs if name != "k"]
+        response = client.get(IMAGES.replace("images", "similar") + quote(image_id, safe=""),
+                              params=[("k", str(k)), *pairs], follow_redirects=False)
+        assert response.status_code in (200, 400, 404, 307), (response.status_code, response.text[:300])
+        assert_security_headers(response.headers)
+        if response.status_code == 200:
+            body = response.json()
+            assert image_id in engine.index.ids and image_id not in {r["image_id"] for r in body["results"]}
+            answer_is_consistent(engine, body, pairs, int(k))
+
+    check()
+
+
+def photo_bytes_of(path: Path, kind: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(out, format=kind)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo_strategy(project: Path, engine: SearchEngine):
+    """Real photos, truncated, with bytes flipped, with another format's signature, or any bytes."""
+    from bad_images import decompression_bomb_png
+
+    photos = [photo_bytes_of(project / engine.index.paths[0], kind) for kind in ("JPEG", "PNG", "WEBP")]
+    real = st.sampled_from(photos)
+    truncated = st.builds(lambda data, cut: data[:cut], real, st.integers(0, 400))
+    flipped = st.builds(lambda data, at, byte: data[:at] + bytes([byte]) + data[at + 1:], real,
+                        st.integers(0, 600), st.integers(0, 255))
+    spliced = st.builds(lambda head, tail: head + tail, st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n",
+                                                                        b"RIFF\0\0\0\0WEBP", b"GIF89a", b""]),
+                        st.binary(max_size=200))
+    bombs = st.builds(decompression_bomb_png, st.integers(1, 30_000), st.integers(1, 30_000))
+    return st.one_of(real, truncated, flipped, spliced, bombs, st.binary(max_size=300))
+
+
+def test_search_by_photo_answers_any_bytes_with_200_400_or_415(client: TestClient, engine: SearchEngine,
+                                                              photo_strategy) -> None:
+    @settings(FUZZ, max_examples=150)
+    @given(data=photo_strategy, as_form=st.booleans(), content_type=st.sampled_from(
+        ["image/jpeg", "image/png", "application/octet-stream", "text/plain", ""]))
+    def check(data: bytes, as_form: bool, content_type: str) -> None:
+        if as_form:
+            response = client.post("/search/image", files={"image": ("photo", data, content_type)})
+        else:
+            response = client.post("/search/image", content=data, headers={"content-type": content_type})
+        assert response.status_code in (200, 400, 415), (response.status_code, response.text[:300])
+        assert_security_headers(response.headers)
+        body = response.json()
+        if response.status_code == 200:
+            assert body["k"] == len(body["results"]) == min(10, engine.gallery_size)
+        else:
+            assert isinstance(body["detail"], str) and body["detail"]
+
+    check()
+    assert client.get("/health").status_code == 200

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import TINY_MODEL, write_params
 from fashion_search.config import ConfigError, load_params, section
@@ -25,6 +26,9 @@ from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache
 from fashion_search.models.clip import build_tiny
 from fashion_search.models.xattn import XattnModel, new_scorer
+from fashion_search.data.attributes import image_attributes
+from fashion_search.search.calibration import best_relevant_scores
+from fashion_search.search.facets import Facets, FilterError, facet_values
 from fashion_search.search.index import (
     embed_gallery,
     gallery_pairs,
@@ -41,6 +45,7 @@ from fashion_search.search.vectors import (
     MatmulSearch,
     build_faiss,
     resolve_kind,
+    restricted_top,
 )
 from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import tokenize_pairs
@@ -78,9 +83,10 @@ def build_search_project(root: Path) -> Path:
     (root / "metrics/evaluate.json").write_text(json.dumps(metrics), encoding="utf-8")
     test = gallery_pairs(pairs, pairs[pairs["item_id"].isin(test_items)], "test")
     embeddings = embed_gallery(checkpoint, test, root / RAW, "pad", batch_size=16)
+    facets = facet_values(image_attributes(root / RAW, test["image"].tolist()))
     for out, model, rerank_k in (("models/index", "finetuned", None), ("models/index-xattn", "xattn", 5)):
         write_index(root / out, test["image"].tolist(), image_paths(test, RAW), embeddings,
-                    _index_reference(model, rerank_k))
+                    _index_reference(model, rerank_k), test["caption"].tolist(), facets)
     return root
 
 
@@ -283,3 +289,96 @@ def test_an_index_json_missing_a_key_is_one_line_naming_it(project: Path, tmp_pa
     (broken / "index.json").write_text("{ not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_index(broken)
+
+
+# --- filtered search: k results whenever k are allowed ---------------------------------------------
+
+def masked_exact_top(embeddings: np.ndarray, query: np.ndarray, depth: int, allowed: np.ndarray) -> list[int]:
+    scores = np.where(allowed, embeddings @ query, -np.inf)
+    return [int(i) for i in np.argsort(-scores, kind="stable")[:min(depth, int(allowed.sum()))]]
+
+
+@pytest.fixture
+def small_exact_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filtered searches of over 300 allowed rows (of 32 dimensions) go through the index."""
+    import fashion_search.search.vectors as vectors
+
+    monkeypatch.setattr(vectors, "EXACT_FILTER_FLOATS", 300 * 32)
+
+
+@pytest.mark.parametrize("kind", ["exact", "fastscan", "ivf", "hnsw"])
+@pytest.mark.parametrize("share", [0.003, 0.05, 0.3, 0.97])
+def test_a_filtered_search_returns_k_allowed_rows_the_exact_ones_when_exact(kind: str, share: float,
+                                                                            small_exact_budget: None) -> None:
+    rng = np.random.default_rng(1)
+    gallery = rng.standard_normal((AUTO_APPROXIMATE_FROM * 2, 32)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    allowed = rng.random(len(gallery)) < share  # 0.003 of 10,000 is scanned alone, the others pass the index
+    search = FaissSearch(build_faiss(gallery, kind))
+    found = overlap = 0
+    for query in gallery[:5]:
+        rows, scores = restricted_top(search, gallery, query, 10, allowed)
+        assert len(rows) == 10 and allowed[rows].all() and list(scores) == sorted(scores, reverse=True)
+        expected = masked_exact_top(gallery, query, 10, allowed)
+        if kind == "exact":
+            assert rows.tolist() == expected
+        overlap += len(set(rows.tolist()) & set(expected))
+        found += 10
+    if kind in ("exact", "fastscan"):  # IVF and HNSW lose neighbours on random vectors, filtered or not
+        assert overlap == found
+
+
+class MissingIndex(FaissSearch):
+    """An approximate index that finds almost nothing (as IVF can with few probes); counts its calls."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
+        self.asked.append(count)
+        return np.array([0, 2])
+
+
+def test_a_filtered_search_asks_deeper_then_falls_back_to_the_exact_scan(small_exact_budget: None) -> None:
+    rng = np.random.default_rng(2)
+    gallery = rng.standard_normal((AUTO_APPROXIMATE_FROM * 2, 32)).astype(np.float32)
+    allowed = np.zeros(len(gallery), dtype=bool)
+    allowed[1::2] = True
+    index = MissingIndex()
+    rows, _ = restricted_top(index, gallery, gallery[0], 7, allowed)
+    assert rows.tolist() == masked_exact_top(gallery, gallery[0], 7, allowed)
+    assert index.asked == [350, 1400, 5600, 10000]  # 25 × 7 / (1/2), four times deeper, then the whole gallery
+
+
+@pytest.mark.parametrize("allowed_rows", [[], [4], [1, 5, 9]])
+def test_a_filtered_search_never_returns_more_than_is_allowed(allowed_rows: list[int]) -> None:
+    gallery = np.eye(12, dtype=np.float32)
+    allowed = np.zeros(12, dtype=bool)
+    allowed[allowed_rows] = True
+    rows, _ = restricted_top(MatmulSearch(gallery), gallery, gallery[0], 10, allowed)
+    assert sorted(rows.tolist()) == allowed_rows
+
+
+# --- facets and calibration ---------------------------------------------------------------------------
+
+def test_facets_offer_only_what_the_source_has_and_no_absences() -> None:
+    attributes = pd.DataFrame({"gender": ["women", "men", None], "category": ["Dresses", "Denim", None],
+                               "hat": ["hat", "no hat", None], "glasses": ["no glasses", "sunglasses", None],
+                               "upper_fabric": ["denim", None, None], "lower_fabric": ["cotton", "denim", None],
+                               "upper_colour": [None, None, None]})
+    values = facet_values(attributes)
+    assert list(values) == ["category", "gender", "fabric", "accessories"]  # no colour: no image has one
+    assert values["fabric"] == [["cotton", "denim"], ["denim"], []]
+    assert values["accessories"] == [["hat"], ["sunglasses"], []]
+    facets = Facets.from_values(values, 3)
+    assert facets.allowed({"fabric": ["cotton", "denim"]}).tolist() == [True, True, False]
+    assert facets.allowed({"fabric": ["denim"], "gender": ["men"]}).tolist() == [False, True, False]
+    with pytest.raises(FilterError, match="unknown filter 'colour'"):
+        facets.parse([("colour", "red")])
+
+
+def test_the_weak_match_threshold_is_the_low_quantile_of_each_query_s_best_relevant_score() -> None:
+    images = torch.eye(4)
+    texts = torch.tensor([[1.0, 0, 0, 0], [0.5, 0.2, 0, 0], [0, 0, 0.9, 0]])
+    relevance = np.array([[True, False, False, False], [False, True, True, False], [False, False, True, True]])
+    assert best_relevant_scores(texts, images, relevance).tolist() == pytest.approx([1.0, 0.2, 0.9])

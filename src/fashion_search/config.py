@@ -262,8 +262,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "finetune": ("seed", "runtime", "image.fit", "finetune"),
     "train_xattn": ("seed", "runtime", "image.fit", "xattn"),
     "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "retrieval"),
-    "index": ("runtime", "image.fit", "text", "retrieval", "serve.model", "serve.select_by", "serve.gallery",
-              "serve.faiss", "serve.batch_size", "serve.examples"),
+    "index": ("seed", "runtime", "image.fit", "text", "retrieval", "evaluate.shopper", "serve.model",
+              "serve.select_by", "serve.gallery", "serve.faiss", "serve.batch_size", "serve.examples"),
 }
 
 

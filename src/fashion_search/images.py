@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -30,12 +31,13 @@ class ImageTooLargeError(ValueError):
     """An image declaring more pixels than MAX_IMAGE_PIXELS (a decompression bomb, or simply too big)."""
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path | BinaryIO, name: str | None = None) -> Image.Image:
     """Decode an image fully, refusing one that declares more than MAX_IMAGE_PIXELS before decoding it.
 
-    The only way this project decodes an image file (tokenize's check, the cache, evaluation, grids):
-    one guard for all of them. Raises one of UNREADABLE."""
-    too_large = ImageTooLargeError(f"{path} declares more than {MAX_IMAGE_PIXELS:,} pixels "
+    The only way this project decodes an image (tokenize's check, the cache, evaluation, grids, a
+    shopper's uploaded photo, given as a file object that never touches the disk): one guard for all
+    of them. `name` says what the image is in messages (default: the path). Raises one of UNREADABLE."""
+    too_large = ImageTooLargeError(f"{name or path} declares more than {MAX_IMAGE_PIXELS:,} pixels "
                                    "(a decompression bomb, or a picture far too large)")
     try:
         with Image.open(path) as image:  # reads the header only

@@ -1,34 +1,64 @@
-"""The search engine: the model and the index loaded once; a query is one text encoding plus a search."""
+"""The search engine: the model and the index loaded once; a query is one text encoding plus a search.
+
+Three ways to ask: words (`search`), a gallery image (`similar`: image-to-image, the image itself
+left out) and a photo (`search_photo`: one image embedding, then the same search). Filters
+(search/facets.py) restrict the candidates before ranking; with filters and no words, `listing`
+gives the matching images in gallery order. The pair scorer of `xattn` judges an image against a
+text, so it re-ranks word queries only.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from fashion_search.config import has_visible_text
-from fashion_search.embedding import embed_texts, tokenize_queries
+from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
 from fashion_search.errors import DataError, UserError
 from fashion_search.evaluate.retrieval import query_first, rerank_candidates
+from fashion_search.images import fit_image
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import load_model
 from fashion_search.models.xattn import XattnScorer
 from fashion_search.search.index import QUERY_KEYS, REFERENCE_FILE, GalleryIndex, read_index, require_keys
-from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch
+from fashion_search.search.facets import Facets
+from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch, restricted_top
 
 
 class QueryError(UserError, ValueError):
     """A query the engine cannot answer; the message says what to change."""
 
 
+def check_k(k: int) -> None:
+    if k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+
+
 @dataclass(frozen=True)
 class Hit:
     image_id: str
-    score: float
+    score: float | None  # None in a filter-only listing, which ranks nothing
     path: Path
+    row: int  # in the gallery: its caption and labels
+
+
+Filters = Mapping[str, Sequence[str]]  # facet -> chosen values (Facets.parse)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The hits, how many gallery images the filters allow, and the best dual-encoder cosine (for the
+    weak-match threshold; None when nothing was ranked)."""
+
+    hits: list[Hit]
+    matching: int
+    best_cosine: float | None = None
 
 
 def repository_root(index_dir: Path, model_dir: str) -> Path:
@@ -49,6 +79,7 @@ class SearchEngine:
         self.index, self.checkpoint, self.scorer = index, checkpoint, scorer
         self.vectors = vectors or FaissSearch(index.faiss_index)
         self._paths = {image_id: root / path for image_id, path in zip(index.ids, index.paths)}
+        self._rows = {image_id: row for row, image_id in enumerate(index.ids)}
         # A fast tokenizer shared between server threads can fail with "Already borrowed".
         self._encode_lock = threading.Lock()
         self._check_width()
@@ -98,27 +129,95 @@ class SearchEngine:
                                    reference.get("long_text", "truncate"))
             return embed_texts(self.checkpoint, ids, batch_size=1)[0]
 
-    def search(self, query: str, k: int) -> list[Hit]:
-        """The k best images for the query, best first; k beyond the gallery returns the whole gallery."""
+    @property
+    def facets(self) -> Facets:
+        return self.index.facets
+
+    @property
+    def weak_match_threshold(self) -> float | None:
+        """The validation-calibrated cosine below which a text query has no good match (search/calibration.py)."""
+        weak_match = self.index.reference.get("weak_match")
+        return float(weak_match["threshold"]) if isinstance(weak_match, dict) else None
+
+    def caption(self, row: int) -> str | None:
+        return self.index.captions[row]
+
+    def row_of(self, image_id: str) -> int | None:
+        return self._rows.get(image_id)
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> list[Hit]:
+        """The k best images for the query, best first; k beyond the gallery (or the filtered set) returns
+        all of it."""
+        return self.answer(query, k, filters).hits
+
+    def answer(self, query: str, k: int, filters: Filters | None = None) -> Answer:
+        """`search` with how many images the filters allow and the best cosine."""
         if not has_visible_text(query):  # blank, NUL, or only zero-width and control characters
             raise QueryError("the query is empty: type a few words describing the clothes")
-        if k < 1:
-            raise QueryError(f"k must be at least 1, got {k}")
-        k = min(k, self.gallery_size)
+        check_k(k)
+        allowed = self._allowed(filters)
         text = self.encode(query)
-        rows, scores = self.rank(text, k)
-        return [Hit(self.index.ids[row], float(score), self._paths[self.index.ids[row]])
-                for row, score in zip(rows, scores)]
+        rows, scores, best = self.rank(text, k, allowed)
+        return self._answer(rows, scores, allowed, best)
 
-    def rank(self, text: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Dual-encoder retrieval; with a pair scorer, its top `rerank_k` re-ordered as in evaluation."""
+    def similar(self, image_id: str, k: int, filters: Filters | None = None) -> Answer | None:
+        """The gallery ranked by image-to-image similarity to one of its images, that image left out;
+        None for an id the gallery does not have."""
+        row = self.row_of(image_id)
+        if row is None:
+            return None
+        check_k(k)
+        allowed = self._allowed(filters)
+        allowed = np.ones(self.gallery_size, dtype=bool) if allowed is None else allowed.copy()
+        allowed[row] = False
+        rows, scores = restricted_top(self.vectors, self.index.embeddings, self.index.embeddings[row], k, allowed)
+        return self._answer(rows, scores, allowed, float(scores[0]) if len(scores) else None)
+
+    def search_photo(self, photo: Image.Image, k: int, filters: Filters | None = None) -> Answer:
+        """The gallery ranked by similarity to a photo: one image embedding, fitted as the gallery was."""
+        check_k(k)
+        allowed = self._allowed(filters)
+        query = self.embed_photo(photo)
+        rows, scores = restricted_top(self.vectors, self.index.embeddings, query.numpy(), k, allowed)
+        return self._answer(rows, scores, allowed, float(scores[0]) if len(scores) else None)
+
+    def listing(self, k: int, filters: Filters) -> Answer:
+        """The first k images the filters allow, in gallery order: a filter-only request ranks nothing."""
+        check_k(k)
+        allowed = self._allowed(filters)
+        rows = np.flatnonzero(allowed) if allowed is not None else np.arange(self.gallery_size)
+        return self._answer(rows[:k], [None] * min(k, len(rows)), allowed, None)
+
+    def embed_photo(self, photo: Image.Image) -> torch.Tensor:
+        """The unit image embedding (D,) of a decoded photo, fitted (pad or crop) as the gallery's images were."""
+        spec = self.checkpoint.pixel_spec
+        fitted = fit_image(photo, spec.size, self.index.reference.get("image_fit", "pad"))
+        pixels = torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
+        with self._encode_lock:
+            return embed_images(self.checkpoint, pixels, batch_size=1)[0]
+
+    def rank(self, text: torch.Tensor, k: int, allowed: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """Dual-encoder retrieval among the allowed rows; with a pair scorer, its top `rerank_k` re-ordered as
+        in evaluation. Also the best dual-encoder cosine, whatever re-orders the results."""
         depth = max(k, self.index.reference.get("rerank_k") or 0) if self.scorer is not None else k
-        rows, scores = self.vectors.top(text.numpy(), depth)
-        if self.scorer is None:
-            return rows[:k], scores[:k]
+        rows, scores = restricted_top(self.vectors, self.index.embeddings, text.numpy(), depth, allowed)
+        best = float(scores[0]) if len(scores) else None
+        if self.scorer is None or len(rows) == 0:
+            return rows[:k], scores[:k], best
         candidates = torch.from_numpy(self.index.embeddings[rows])
-        hits, pair_scores = rerank_candidates(text, torch.from_numpy(rows), candidates, query_first(self.scorer), k)
-        return hits.numpy(), pair_scores.numpy()
+        hits, pair_scores = rerank_candidates(text, torch.from_numpy(rows), candidates, query_first(self.scorer),
+                                              min(k, len(rows)))
+        return hits.numpy(), pair_scores.numpy(), best
+
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        return self.facets.allowed(filters) if filters else None
+
+    def _answer(self, rows, scores, allowed: np.ndarray | None, best: float | None) -> Answer:
+        matching = self.gallery_size if allowed is None else int(np.count_nonzero(allowed))
+        hits = [Hit(self.index.ids[row], None if score is None else float(score), self._paths[self.index.ids[row]],
+                    int(row)) for row, score in zip(rows, scores)]
+        return Answer(hits, matching, best)
 
     def image_path(self, image_id: str) -> Path | None:
         """The file of a gallery image, looked up by id; never built from the id itself."""

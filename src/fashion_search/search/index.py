@@ -1,8 +1,10 @@
 """models/index/: the gallery the search service answers from, and the model that embedded it.
 
-    gallery.parquet   image (the id: its file name), path (from the repository root), embedding (unit float32)
+    gallery.parquet   image (the id: its file name), path (from the repository root), embedding (unit float32),
+                      caption (when the gallery has one), facet_<name> (each image's values of every filter
+                      the source has: search/facets.py)
     index.json        the model reference: which model and directory, embedding width, gallery size and
-                      kind, the text and image settings the embeddings were made with
+                      kind, the text and image settings the embeddings were made with, the filters offered
     vectors.faiss     the FAISS index over the embeddings, in gallery order
 
 A query must be encoded exactly as the gallery was (same model, same token limit),
@@ -29,6 +31,7 @@ from fashion_search.embedding import embed_images
 from fashion_search.errors import DataError
 from fashion_search.inputs import pair_pixels
 from fashion_search.models.clip import Checkpoint
+from fashion_search.search.facets import Facets
 from fashion_search.search.vectors import build_faiss, read_faiss, write_faiss
 
 GALLERY_FILE = "gallery.parquet"
@@ -38,6 +41,7 @@ FAISS_FILE = "vectors.faiss"
 # examples have defaults for older indexes).
 INDEX_KEYS = ("dim", "gallery_size", "faiss")
 QUERY_KEYS = ("model", "model_dir", "max_tokens")
+FACET_PREFIX = "facet_"
 
 
 @dataclass
@@ -47,6 +51,14 @@ class GalleryIndex:
     embeddings: np.ndarray  # (N, D) float32, unit rows
     reference: dict[str, Any]
     faiss_index: Any  # faiss.Index, in the same row order
+    captions: list[str | None] | None = None  # None where the gallery has no caption for an image
+    facets: Facets | None = None  # none offered by an index written before filters existed
+
+    def __post_init__(self) -> None:
+        if self.captions is None:
+            self.captions = [None] * len(self.ids)
+        if self.facets is None:
+            self.facets = Facets.from_values({}, len(self.ids))
 
 
 def gallery_pairs(train: pd.DataFrame, test: pd.DataFrame, gallery: str) -> pd.DataFrame:
@@ -68,12 +80,20 @@ def image_paths(pairs: pd.DataFrame, raw: Path) -> list[str]:
 
 
 def write_index(out: Path, ids: list[str], paths: list[str], embeddings: np.ndarray,
-                reference: dict[str, Any]) -> None:
-    """The three files, atomically: a reader sees the old index or the new one, never a mix."""
+                reference: dict[str, Any], captions: list[str | None] | None = None,
+                facets: dict[str, list[list[str]]] | None = None) -> None:
+    """The three files, atomically: a reader sees the old index or the new one, never a mix.
+
+    `facets` is search/facets.py's facet_values of the gallery's attributes, in gallery order."""
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-    table = pa.table({"image": ids, "path": paths, "embedding": column})
-    reference = {**reference, "dim": int(vectors.shape[1]), "gallery_size": len(ids)}
+    columns = {"image": ids, "path": paths, "embedding": column,
+               "caption": pa.array(captions if captions is not None else [None] * len(ids), pa.string())}
+    for name, values in (facets or {}).items():
+        columns[FACET_PREFIX + name] = pa.array(values, pa.list_(pa.string()))
+    table = pa.table(columns)
+    reference = {**reference, "dim": int(vectors.shape[1]), "gallery_size": len(ids),
+                 "facets": list(facets or {})}
     with atomic_path(out) as tmp:
         tmp.mkdir()
         pq.write_table(table, tmp / GALLERY_FILE)
@@ -104,5 +124,9 @@ def read_index(directory: Path) -> GalleryIndex:
     if embeddings.shape[1] != reference["dim"] or len(sizes) != 1:
         raise DataError(f"{directory}: the gallery, the FAISS index and {REFERENCE_FILE} disagree; "
                         "rebuild it with `dvc repro index`")
+    captions = table.column("caption").to_pylist() if "caption" in table.column_names else None
+    facets = Facets.from_values({name[len(FACET_PREFIX):]: table.column(name).to_pylist()
+                                 for name in table.column_names if name.startswith(FACET_PREFIX)}, len(table))
     return GalleryIndex(table.column("image").to_pylist(), table.column("path").to_pylist(),
-                        np.ascontiguousarray(embeddings, dtype=np.float32), reference, faiss_index)
+                        np.ascontiguousarray(embeddings, dtype=np.float32), reference, faiss_index,
+                        captions, facets)

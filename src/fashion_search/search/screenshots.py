@@ -16,6 +16,7 @@ from fashion_search.errors import UserError
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 900, "height": 640}
+PHONE_VIEWPORT = {"width": 390, "height": 844}  # an iPhone 12-15's CSS width
 
 
 class BrowserUnavailableError(UserError):
@@ -40,7 +41,7 @@ def search_and_capture(page: object, url: str, query: str, out: Path | None = No
         page.screenshot(path=str(out))
 
 
-def with_browser(action: Callable[[object], None]) -> None:
+def with_browser(action: Callable[[object], None], viewport: dict = VIEWPORT) -> None:
     """Run `action(page)` in headless Chromium; a missing browser is one line saying what to install."""
     chromium = chromium_path()
     if chromium is None:
@@ -53,29 +54,35 @@ def with_browser(action: Callable[[object], None]) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
+            page = browser.new_page(viewport=viewport)
             action(page)
         finally:
             browser.close()
 
 
-def file_name(query: str) -> str:
-    """reports/page_<query words joined by _>.png"""
-    return "page_" + "_".join("".join(c for c in word if c.isalnum()) for word in query.lower().split()) + ".png"
+def file_name(query: str, suffix: str = "") -> str:
+    """reports/page_<query words joined by _><suffix>.png"""
+    words = "_".join("".join(c for c in word if c.isalnum()) for word in query.lower().split())
+    return f"page_{words}{suffix}.png"
 
 
 def capture_queries(index: Path, queries: list[str], out_dir: Path) -> list[Path]:
-    """Serve `index` on 127.0.0.1 and screenshot the page answering each query; the files written."""
+    """Serve `index` on 127.0.0.1 and screenshot the page answering each query, at a desktop width and at
+    a phone's (page_<query>_phone.png); the files written."""
     from fashion_search.search.engine import SearchEngine
     from fashion_search.search.live import served_on_loopback
 
     engine = SearchEngine.open(index)
-    written = [out_dir / file_name(query) for query in queries]
+    written = []
     with served_on_loopback(engine) as (host, port):
-        def shoot(page: object) -> None:
-            for query, out in zip(queries, written):
-                search_and_capture(page, f"http://{host}:{port}/", query, out)
-        with_browser(shoot)
+        for viewport, suffix in ((VIEWPORT, ""), (PHONE_VIEWPORT, "_phone")):
+            outs = [out_dir / file_name(query, suffix) for query in queries]
+
+            def shoot(page: object, outs: list[Path] = outs) -> None:
+                for query, out in zip(queries, outs):
+                    search_and_capture(page, f"http://{host}:{port}/", query, out)
+            with_browser(shoot, viewport)
+            written += outs
     for path in written:
         shrink_png(path)
     return written

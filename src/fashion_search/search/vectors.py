@@ -7,6 +7,10 @@ SIMD lookup tables) and re-scores its best candidates with the float32 vectors,
 so the top k keep their exact scores; it found ≥ 0.99 of the exact top 10 on
 random and clustered galleries up to 1,000,000 images (bench/RESULTS.md).
 HNSW and IVF stay available but lose most of the top 10 on random 512-d vectors.
+
+A filtered search (`restricted_top`) ranks only the images the filters allow, so k results come
+back whenever k are allowed: a small allowed set is scanned exactly (its rows only), a large one
+through the index, over-fetched and asked again deeper until k allowed rows are found.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ HNSW_EF_SEARCH = 128
 IVF_MIN_PROBES = 16
 IVF_PROBE_SHARE = 32  # past 16 lists probed, search 1/32 of them
 TRAIN_SEED = 42
+# A filtered search scans the allowed rows alone up to this many floats (2,500 × 512, a quarter of a
+# millisecond), else takes this many of the index's candidates per result, divided by the allowed share:
+# fastscan's unfiltered recall@10 was 0.995 at 25 re-scored per result (bench/RESULTS.md), and every
+# filtered recall@10 measured 1.0 with it (bench/search_latency.py --filtered)
+EXACT_FILTER_FLOATS = 2_500 * 512
+FILTER_CANDIDATES_PER_RESULT = 25
+OVERFETCH_GROWTH = 4  # and this many times deeper each time the allowed rows among them fall short
 
 
 class VectorSearch(Protocol):
@@ -60,6 +71,60 @@ class FaissSearch:
         scores, indices = self.index.search(query.astype(np.float32).reshape(1, -1), min(depth, self.index.ntotal))
         found = indices[0] >= 0  # approximate indices pad with -1 when a probe finds too few
         return indices[0][found], scores[0][found]
+
+    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
+        """The rows of about the `count` best, in no promised order: fastscan's code scan alone, before its
+        exact re-scoring; any other kind's top `count`."""
+        base = faiss.downcast_index(self.index.base_index) if hasattr(self.index, "base_index") else self.index
+        _, indices = base.search(query.astype(np.float32).reshape(1, -1), min(count, self.index.ntotal))
+        return indices[0][indices[0] >= 0]
+
+
+def restricted_top(search: VectorSearch, embeddings: np.ndarray, query: np.ndarray, depth: int,
+                   allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The `depth` best rows among the `allowed` ones (a bool mask; None: all), best first, scored exactly.
+
+    A small allowed set (EXACT_FILTER_FLOATS, or any set with exact matmul search) is scanned alone.
+    A large one takes the index's candidates, FILTER_CANDIDATES_PER_RESULT per result asked for divided
+    by the allowed share (for fastscan: its 4-bit code scan, the re-scoring left for the allowed rows),
+    and re-scores the allowed ones exactly; it asks again OVERFETCH_GROWTH times deeper while fewer than
+    `depth` are allowed, and an approximate index that still finds too few falls back to the exact scan,
+    so the answer is never short while enough rows are allowed. FAISS's own ID selectors would do the
+    first step, but fastscan does not take them."""
+    if allowed is None:
+        return search.top(query, depth)
+    allowed_count = int(np.count_nonzero(allowed))
+    depth = min(depth, allowed_count)
+    if depth == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    total = len(allowed)
+    if allowed_count * embeddings.shape[1] > EXACT_FILTER_FLOATS and isinstance(search, FaissSearch):
+        fetch = min(total, int(np.ceil(FILTER_CANDIDATES_PER_RESULT * depth * total / allowed_count)))
+        while True:
+            rows = search.candidates(query, fetch)
+            rows = rows[allowed[rows]]
+            if len(rows) >= depth:
+                found, scores = MatmulSearch(embeddings[rows]).top(query, depth)
+                return rows[found], scores
+            if fetch >= total:
+                break
+            fetch = min(total, fetch * OVERFETCH_GROWTH)
+    return exact_among(embeddings, query, depth, allowed)
+
+
+def exact_among(embeddings: np.ndarray, query: np.ndarray, depth: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top `depth` of the allowed rows: only those rows scored when they are under half the gallery,
+    else every row scored and the others ranked out (gathering most rows costs more than scoring them)."""
+    if np.count_nonzero(allowed) * 2 <= len(allowed):
+        rows = np.flatnonzero(allowed)
+        found, scores = MatmulSearch(embeddings[rows]).top(query, depth)
+        return rows[found], scores
+    scores = embeddings @ query.astype(np.float32)
+    scores[~allowed] = -np.inf
+    depth = min(depth, int(np.count_nonzero(allowed)))
+    best = np.argpartition(-scores, depth - 1)[:depth]
+    order = best[np.argsort(-scores[best], kind="stable")]
+    return order, scores[order]
 
 
 def resolve_kind(requested: str, gallery_size: int) -> str:
