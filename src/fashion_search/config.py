@@ -164,6 +164,8 @@ class XattnSettings:
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))
     # After the warm-up; a params.yaml written before this key existed trains with cosine, as it did then.
     schedule: str = dataclasses.field(default="cosine", metadata=rule(choices=("constant", "cosine")))
+    # What the scorer reads of a pair: the two pooled embeddings (the report) or every token's state.
+    features: str = dataclasses.field(default="pooled", metadata=rule(choices=("pooled", "tokens")))
 
     def __post_init__(self) -> None:
         """An unlocked tower at lr 0 would run in training mode and compute gradients only to never move."""
