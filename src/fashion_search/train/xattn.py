@@ -137,7 +137,7 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments],
 
     def batch_loss(batch: PairBatch) -> torch.Tensor:
         image, text = pair_embeddings(clip, locked, batch, tokens)
-        rows = own_rows(len(batch.rows), world, image.device)
+        rows = own_rows(len(batch.rows), world, batch.items.device)
         image, text, batch_items = gather(image), gather(text), gather(batch.items)
         if settings.negatives == 0:
             return in_batch_loss(scorer, image, text, settings.temperature, rows)
