@@ -68,8 +68,8 @@ def main() -> None:
             model = load_model(require(getattr(args, name), MADE_BY[name]), name)
             results[name] = evaluate_model(name, model, gallery, attributes, settings, seed_value, queries, text,
                                            rerank_k, runtime, shopper)
-            validated[name] = validate_model(model, validation, shopper_validation, settings, seed_value, text,
-                                             rerank_k, runtime)
+            validated.update(validate_model(name, model, validation, shopper_validation, settings, seed_value, text,
+                                            rerank_k, runtime))
         metrics = {name: test_metrics(result, seed_value) for name, result in results.items()}
         metrics["differences"] = paired_differences(results, seed_value)
         metrics["validation"] = validated

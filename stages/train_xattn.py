@@ -15,7 +15,7 @@ from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.stage import run
 from fashion_search.train.distributed import relaunch
 from fashion_search.train.session import training_session
-from fashion_search.train.xattn import train_xattn
+from fashion_search.train.xattn import check_processes, train_xattn
 
 
 def main() -> None:
@@ -31,6 +31,7 @@ def main() -> None:
     image, settings, global_seed = section(params, "image"), section(params, "xattn"), seed(params)
     runtime = section(params, "runtime")
     # under torchrun before any data or model is read; an uneven batch is refused first
+    check_processes(settings.features, runtime.processes)
     relaunch(runtime.processes, settings.batch_size, "xattn.batch_size")
     pairs = read_pairs(args.train, "split")
     encoder = load_checkpoint(require(args.finetuned, "finetune"))
@@ -41,7 +42,7 @@ def main() -> None:
         pixels = open_cache(require(args.cache, "cache_images"), pairs["image"].tolist(),
                             encoder.pixel_spec, image.fit)
         scorer = new_scorer(encoder.model.config.projection_dim, settings.layers, settings.heads,
-                            settings.dropout, global_seed)
+                            settings.dropout, global_seed, settings.features)
         xattn = XattnModel(encoder, scorer)
         items = pd.factorize(pairs["item_id"])[0].tolist()
         losses = train_xattn(xattn, pixels, pair_segments(pairs), items, settings, global_seed, session)

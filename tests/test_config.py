@@ -270,6 +270,15 @@ def test_flatten_the_real_params() -> None:
     assert not any(isinstance(value, dict) for value in flat.values())
 
 
+def test_xattn_features_are_validated_and_pooled_when_left_out(tmp_path: Path) -> None:
+    assert section(load_params(BASE), "xattn").features == "pooled"
+    assert section(load_params(write(tmp_path, set_value(base_text(), "xattn.features", "tokens"))),
+                   "xattn").features == "tokens"
+    with pytest.raises(ConfigError, match=r"xattn\.features"):
+        section(load_params(write(tmp_path, set_value(base_text(), "xattn.features", "patches"))), "xattn")
+    assert section(load_params(write(tmp_path, delete_key(base_text(), "xattn.features"))), "xattn").features == "pooled"
+
+
 def test_xattn_schedule_is_validated_and_cosine_when_left_out(tmp_path: Path) -> None:
     assert section(load_params(BASE), "xattn").schedule == "cosine"
     assert section(load_params(write(tmp_path, set_value(base_text(), "xattn.schedule", "constant"))),

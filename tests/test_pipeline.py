@@ -99,8 +99,15 @@ def test_repro_writes_metrics_for_every_model(project: Path) -> None:
         assert item["t2i_recall_at_10_low"] <= item["t2i_recall_at_10"] <= item["t2i_recall_at_10_high"]
         assert "families" in metrics[model]["shopper"]
     assert set(metrics["differences"]) == {"finetuned_vs_baseline", "xattn_vs_finetuned",
-                                           "xattn_reranked_vs_its_dual_encoder"}
-    assert 0.0 <= metrics["xattn"]["dual_encoder"]["item_t2i_recall_at_10"] <= 1.0
+                                           "xattn_reranked_vs_its_dual_encoder",
+                                           "xattn_late_interaction_vs_its_dual_encoder",
+                                           "xattn_reranked_vs_xattn_late_interaction"}
+    for reranker in ("reranked", "dual_encoder", "late_interaction"):  # on test, and on validation to choose by
+        for figures in (metrics["xattn"][reranker], metrics["validation"][f"xattn_{reranker}"]):
+            assert 0.0 <= figures["item_t2i_mrr_at_10"] <= figures["item_t2i_recall_at_10"] <= 1.0
+    assert metrics["xattn"]["reranked"]["item_t2i_recall_at_10"] == metrics["xattn"]["item"]["t2i_recall_at_10"]
+    assert metrics["validation"]["xattn_reranked"]["shopper_ndcg_at_10"] == \
+        metrics["validation"]["xattn"]["shopper_ndcg_at_10"]
     by_attribute = json.loads((project / "metrics/evaluate_by_attribute.json").read_text())
     sleeves = by_attribute["finetuned"]["sleeve_length"]
     assert sum(bucket["queries"] for bucket in sleeves.values()) == metrics["gallery"]["size"]

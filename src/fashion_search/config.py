@@ -163,6 +163,8 @@ class XattnSettings:
     negatives: int = dataclasses.field(metadata=rule(low=0, high=1024))  # 0: all in-batch pairs; n: n hard negatives
     # After the warm-up; a params.yaml written before this key existed trains with cosine, as it did then.
     schedule: str = dataclasses.field(default="cosine", metadata=rule(choices=("constant", "cosine")))
+    # What the scorer reads of a pair: the two pooled embeddings (the report) or every token's state.
+    features: str = dataclasses.field(default="pooled", metadata=rule(choices=("pooled", "tokens")))
 
     def __post_init__(self) -> None:
         """An unlocked tower at lr 0 would run in training mode and compute gradients only to never move."""

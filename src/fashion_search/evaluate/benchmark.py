@@ -20,7 +20,8 @@ from fashion_search.embedding import embed_image_files, embed_texts, tokenize_qu
 from fashion_search.evaluate.measures import PROTOCOLS, gallery_description, measure
 from fashion_search.evaluate.published import PUBLISHED_GALLERY_SIZE, PUBLISHED_MARQO
 from fashion_search.evaluate.pipeline import ShopperGallery, shopper_scores
-from fashion_search.evaluate.retrieval import Retriever
+from fashion_search.errors import UserError
+from fashion_search.evaluate.retrieval import Retriever, needs_tokens
 from fashion_search.evaluate.shopper import evaluate_families
 from fashion_search.models.loader import load_model
 
@@ -31,6 +32,9 @@ def benchmark(model: str, pairs_file: Path, raw: Path, protocols: Sequence[str],
               seed_value: int, fit: str, text: TextSettings, rerank_k: int) -> dict[str, Any]:
     """The chosen protocols' metrics for one model over every pair of `pairs_file`."""
     checkpoint, scorer = load_model(model)
+    if needs_tokens(scorer):
+        raise UserError(f"{model} scores token states (xattn.features: tokens); the benchmark command ranks with pooled "
+                        "embeddings only: its figures are in metrics/evaluate.json from `dvc repro evaluate`")
     pairs = read_pairs(pairs_file, "tokenize")
     images = embed_image_files(checkpoint, [raw / IMAGES_DIR / name for name in pairs["image"]], fit,
                                settings.batch_size)

@@ -14,11 +14,12 @@ from fashion_search.config import EvaluateSettings, TextSettings
 from fashion_search.data.attributes import image_attributes
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.device import CPU, Runtime
-from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
+from fashion_search.embedding import encode_images, encode_texts, tokenize_queries
 from fashion_search.evaluate.attributes import recall_by_attribute
 from fashion_search.evaluate.grid import GridRow
 from fashion_search.evaluate.measures import Measured, measure
-from fashion_search.evaluate.retrieval import PairScorer, Retriever, query_first, ranking_scores, search
+from fashion_search.evaluate.retrieval import (PairScorer, Retriever, Rows, needs_tokens, query_first, ranking_scores,
+                                               search)
 from fashion_search.evaluate.intervals import bootstrap_mean, paired_difference
 from fashion_search.evaluate.shopper import (HEADLINE_FAMILIES, Family, ScoreFn, ShopperResult, build_families, evaluate_families,
                                              parse_query, relevant)
@@ -29,8 +30,10 @@ from fashion_search.models import MADE_BY
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import model_digest
 from fashion_search.tracking import RunLogger, dvc_lock_hashes
+from fashion_search.models.late_interaction import LateInteraction
 
 GRID_COLUMNS = 5
+MRR_CUTOFF = 10
 BY_ATTRIBUTE_MEASURES = ("strict", "item")  # text-to-image: the query's attributes are its image's
 
 
@@ -41,9 +44,12 @@ class ModelResult:
     grid: list[GridRow] = field(default_factory=list)
     shopper: ShopperResult | None = None
     item_hits: dict[str, float] = field(default_factory=dict)  # product -> its captions' item-level t2i hit@10
-    # a model that re-ranks: the same figures from its own dual encoder alone, to show what re-ranking adds
+    item_reciprocal: dict[str, float] = field(default_factory=dict)  # product -> item-level t2i reciprocal rank@10
+    # a model that re-ranks: the same figures from its own dual encoder alone, to show what re-ranking adds,
+    # and re-ranked by late interaction over the same encoder's token states, the training-free alternative
     dual_encoder: ModelResult | None = None
     rankings: dict[str, torch.Tensor] = field(default_factory=dict)  # TREC protocol -> (queries, images) scores
+    late_interaction: ModelResult | None = None
 
 
 @dataclass
@@ -78,12 +84,27 @@ class ShopperGallery:
         return cls(attributes, families, training)
 
 
-def shopper_scores(checkpoint: Checkpoint, scorer: Any, images: torch.Tensor, settings: EvaluateSettings,
+def encode_queries(checkpoint: Checkpoint, queries: list[str], settings: EvaluateSettings, text: TextSettings,
+                   tokens: bool, runtime: Runtime = CPU) -> Rows:
+    """Free-text queries as rows for retrieval: unit embeddings, with their token states when `tokens`."""
+    ids = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
+    encoded = encode_texts(checkpoint, ids, settings.batch_size, runtime)
+    return encoded if tokens else encoded.pooled
+
+
+def encode_gallery(checkpoint: Checkpoint, gallery: TestGallery, settings: EvaluateSettings, tokens: bool,
+                   runtime: Runtime = CPU) -> tuple[Rows, Rows]:
+    """The gallery's images and captions as rows, with their token states when `tokens`."""
+    images = encode_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
+    texts = encode_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
+    return (images, texts) if tokens else (images.pooled, texts.pooled)
+
+
+def shopper_scores(checkpoint: Checkpoint, scorer: Any, images: Rows, settings: EvaluateSettings,
                    text: TextSettings, rerank_k: int, runtime: Runtime = CPU) -> ScoreFn:
     """Query texts -> the model's (queries × gallery) ranking scores, re-ranked when it has a pair scorer."""
     def scores_for(queries: list[str]) -> torch.Tensor:
-        tokens = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
-        embeds = embed_texts(checkpoint, tokens, settings.batch_size, runtime)
+        embeds = encode_queries(checkpoint, queries, settings, text, needs_tokens(scorer), runtime)
         pairs = query_first(scorer) if scorer is not None else None
         return ranking_scores(embeds, images, settings.chunk_size, pairs, rerank_k)
     return scores_for
@@ -96,24 +117,68 @@ def item_hits_by_product(ranks: torch.Tensor, items: pd.Series, k: int = 10) -> 
     return {str(item): float(value) for item, value in hits.groupby(level=0).mean().items()}
 
 
+def reciprocal_ranks(ranks: torch.Tensor, k: int = MRR_CUTOFF) -> torch.Tensor:
+    """1 / rank within the top k, 0 beyond: MRR@k is their mean."""
+    return torch.where(ranks <= k, 1.0 / ranks.double(), torch.zeros((), dtype=torch.float64))
+
+
+def item_reciprocal_by_product(ranks: torch.Tensor, items: pd.Series, k: int = MRR_CUTOFF) -> dict[str, float]:
+    """Each product's mean reciprocal rank@k of its caption queries (the unit of the paired interval)."""
+    values = pd.Series(reciprocal_ranks(ranks, k).numpy(), index=items.to_numpy())
+    return {str(item): float(value) for item, value in values.groupby(level=0).mean().items()}
+
+
+def reranking_result(checkpoint: Checkpoint, scorer: Any, images: Rows, texts: Rows, gallery: TestGallery,
+                     settings: EvaluateSettings, seed: int, text: TextSettings, rerank_k: int,
+                     runtime: Runtime = CPU, shopper: ShopperGallery | None = None) -> ModelResult:
+    """Item-level t2i and the shopper families for one way of ranking (the dual encoder alone with no
+    scorer, or its top `rerank_k` re-ordered by `scorer`): what re-rankers are compared on."""
+    measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings,
+                       seed, ("item",))
+    ranks, items = measured.ranks["item"]["t2i"], gallery.pairs["item_id"]
+    score_pairs = query_first(scorer) if scorer is not None else None
+    result = ModelResult(measured, {}, item_hits=item_hits_by_product(ranks, items),
+                         item_reciprocal=item_reciprocal_by_product(ranks, items),
+                         rankings=caption_rankings(texts, images, settings.chunk_size, score_pairs, rerank_k))
+    if shopper is not None:
+        result.shopper = evaluate_families(shopper.families, shopper.attributes,
+                                           shopper_scores(checkpoint, scorer, images, settings, text, rerank_k,
+                                                          runtime), seed)
+        result.rankings[SHOPPER] = result.shopper.scores
+    return result
+
+
+def reranking_figures(result: ModelResult) -> dict[str, float]:
+    """The figures re-rankers are compared by: item t2i R@10 and MRR@10, shopper headline P@10 and nDCG@10."""
+    figures = {"item_t2i_recall_at_10": float(result.measured.metrics["item"]["t2i_recall_at_10"]),
+               f"item_t2i_mrr_at_{MRR_CUTOFF}": float(reciprocal_ranks(result.measured.ranks["item"]["t2i"]).mean())}
+    if result.shopper is not None and "headline" in result.shopper.metrics:
+        headline = result.shopper.metrics["headline"]
+        figures.update(shopper_precision_at_10=headline["precision_at_10"], shopper_ndcg_at_10=headline["ndcg_at_10"])
+    return figures
+
+
 LoadedModel = tuple[Checkpoint, Any]  # models.loader.load_model's answer: the dual encoder and its pair scorer
 
 
-def validate_model(model: LoadedModel, gallery: TestGallery, shopper: ShopperGallery, settings: EvaluateSettings,
-                   seed: int, text: TextSettings, rerank_k: int, runtime: Runtime = CPU) -> dict[str, float]:
-    """The figures `serve.select_by` chooses by, on the validation split."""
+def validate_model(name: str, model: LoadedModel, gallery: TestGallery, shopper: ShopperGallery,
+                   settings: EvaluateSettings, seed: int, text: TextSettings, rerank_k: int,
+                   runtime: Runtime = CPU) -> dict[str, dict[str, float]]:
+    """The figures `serve.select_by` chooses by, on the validation split: {name: figures}. For a model
+    that re-ranks, also `<name>_dual_encoder` (its retriever alone) and `<name>_late_interaction` (its
+    retriever re-ranked by late interaction), with MRR@10 beside them: the choice between re-rankers."""
     checkpoint, scorer = model
-    images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
-    texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
-    measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings,
-                       seed, protocols=("item",))
-    figures = {"item_t2i_recall_at_10": float(measured.metrics["item"]["t2i_recall_at_10"])}
-    result = evaluate_families(shopper.families, shopper.attributes,
-                               shopper_scores(checkpoint, scorer, images, settings, text, rerank_k, runtime), seed)
-    if "headline" in result.metrics:
-        figures["shopper_ndcg_at_10"] = result.metrics["headline"]["ndcg_at_10"]
-        figures["shopper_precision_at_10"] = result.metrics["headline"]["precision_at_10"]
-    return figures
+    images, texts = encode_gallery(checkpoint, gallery, settings, scorer is not None, runtime)
+    ranked = reranking_result(checkpoint, scorer, images, texts, gallery, settings, seed, text, rerank_k, runtime,
+                              shopper)
+    figures = reranking_figures(ranked)
+    validated = {name: {key: value for key, value in figures.items() if not key.startswith("item_t2i_mrr")}}
+    if scorer is not None:
+        validated[f"{name}_reranked"] = figures
+        for kind, other in (("dual_encoder", None), ("late_interaction", LateInteraction())):
+            validated[f"{name}_{kind}"] = reranking_figures(reranking_result(
+                checkpoint, other, images, texts, gallery, settings, seed, text, rerank_k, runtime, shopper))
+    return validated
 
 
 def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attributes: pd.DataFrame,
@@ -121,22 +186,22 @@ def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attribut
                    rerank_k: int, runtime: Runtime = CPU, shopper: ShopperGallery | None = None) -> ModelResult:
     """Every measure, the by-attribute breakdown and the grid rows for one model (`load_model`'s answer)."""
     checkpoint, scorer = model
-    images = embed_images(checkpoint, gallery.pixels(checkpoint), settings.batch_size, runtime)
-    texts = embed_texts(checkpoint, pair_segments(gallery.pairs), settings.batch_size, runtime)
+    images, texts = encode_gallery(checkpoint, gallery, settings, scorer is not None, runtime)
     measured = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size, scorer, rerank_k), settings, seed)
     t2i_ranks = {protocol: measured.ranks[protocol]["t2i"] for protocol in BY_ATTRIBUTE_MEASURES}
     by_attribute = recall_by_attribute(attributes, t2i_ranks, settings.ks)
-    query_tokens = tokenize_queries(checkpoint, queries, text.max_tokens, text.long_text)
-    query_embeds = embed_texts(checkpoint, query_tokens, settings.batch_size, runtime)
+    query_rows = encode_queries(checkpoint, queries, settings, text, needs_tokens(scorer), runtime)
     grid = []
     score_pairs = query_first(scorer) if scorer is not None else None
-    for query, embed in zip(queries, query_embeds):
-        hits, scores = search(embed, images, GRID_COLUMNS, score_pairs, rerank_k)
+    for row, query in enumerate(queries):
+        hits, scores = search(query_rows[row:row + 1], images, GRID_COLUMNS, score_pairs, rerank_k)
         marks = result_marks(query, [int(i) for i in hits], shopper.attributes if shopper is not None else None)
         grid.append((name, query, [(gallery.image_path(int(i)), float(s), mark)
                                    for i, s, mark in zip(hits, scores, marks)]))
+    item_ranks = measured.ranks["item"]["t2i"]
     result = ModelResult(measured, by_attribute, grid,
-                         item_hits=item_hits_by_product(measured.ranks["item"]["t2i"], gallery.pairs["item_id"]),
+                         item_hits=item_hits_by_product(item_ranks, gallery.pairs["item_id"]),
+                         item_reciprocal=item_reciprocal_by_product(item_ranks, gallery.pairs["item_id"]),
                          rankings=caption_rankings(texts, images, settings.chunk_size, score_pairs, rerank_k))
     if shopper is not None:
         result.shopper = evaluate_families(shopper.families, shopper.attributes,
@@ -144,19 +209,14 @@ def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attribut
                                                           runtime), seed, shopper.training)
         result.rankings[SHOPPER] = result.shopper.scores
     if scorer is not None:
-        alone = measure(images, texts, gallery.pairs, Retriever(settings.chunk_size), settings, seed, ("item",))
-        result.dual_encoder = ModelResult(alone, {}, item_hits=item_hits_by_product(alone.ranks["item"]["t2i"],
-                                                                                    gallery.pairs["item_id"]),
-                                          rankings=caption_rankings(texts, images, settings.chunk_size))
-        if shopper is not None:
-            result.dual_encoder.shopper = evaluate_families(
-                shopper.families, shopper.attributes,
-                shopper_scores(checkpoint, None, images, settings, text, rerank_k, runtime), seed)
-            result.dual_encoder.rankings[SHOPPER] = result.dual_encoder.shopper.scores
+        result.dual_encoder = reranking_result(checkpoint, None, images, texts, gallery, settings, seed, text,
+                                               rerank_k, runtime, shopper)
+        result.late_interaction = reranking_result(checkpoint, LateInteraction(), images, texts, gallery, settings,
+                                                   seed, text, rerank_k, runtime, shopper)
     return result
 
 
-def caption_rankings(texts: torch.Tensor, images: torch.Tensor, chunk_size: int,
+def caption_rankings(texts: Rows, images: Rows, chunk_size: int,
                      score_pairs: PairScorer | None = None, rerank_k: int = 0) -> dict[str, torch.Tensor]:
     """Each test caption's ranking of the test images, for the strict and item-level TREC runs (one ranking,
     two judgements)."""
@@ -169,6 +229,8 @@ def trec_rankings(results: dict[str, ModelResult]) -> dict[str, dict[str, torch.
     rankings = {name: result.rankings for name, result in results.items()}
     rankings.update({f"{name}_dual_encoder": result.dual_encoder.rankings for name, result in results.items()
                      if result.dual_encoder is not None})
+    rankings.update({f"{name}_late_interaction": result.late_interaction.rankings for name, result in results.items()
+                     if result.late_interaction is not None})
     return rankings
 
 
@@ -218,36 +280,47 @@ def test_metrics(result: ModelResult, seed: int) -> dict[str, Any]:
     if result.shopper is not None:
         metrics["shopper"] = result.shopper.metrics
     if result.dual_encoder is not None:
-        alone = result.dual_encoder
-        metrics["dual_encoder"] = {"item_t2i_recall_at_10": float(alone.measured.metrics["item"]["t2i_recall_at_10"])}
-        if alone.shopper is not None and "headline" in alone.shopper.metrics:
-            headline = alone.shopper.metrics["headline"]
-            metrics["dual_encoder"].update(shopper_precision_at_10=headline["precision_at_10"],
-                                           shopper_ndcg_at_10=headline["ndcg_at_10"])
+        metrics["reranked"] = reranking_figures(result)
+        metrics["dual_encoder"] = reranking_figures(result.dual_encoder)
+    if result.late_interaction is not None:
+        metrics["late_interaction"] = reranking_figures(result.late_interaction)
     return metrics
 
 
 def paired_differences(results: dict[str, ModelResult], seed: int) -> dict[str, dict[str, Any]]:
-    """Each model against the one before it (finetuned - baseline, xattn - finetuned), and a re-ranking model
-    against its own dual encoder (what the pair scorer adds), paired over the same products and the same
-    shopper combinations: the mean difference, its interval, and whether it excludes 0."""
+    """Each model against the one before it (finetuned - baseline, xattn - finetuned), and for a re-ranking
+    model what its pair scorer adds over its own dual encoder, what late interaction over the same token
+    states adds, and the scorer against late interaction, paired over the same products and the same
+    shopper combinations: the mean difference, its interval, and whether it excludes 0. Re-rankers are
+    also compared by item MRR@10 and shopper nDCG@10, which see the order within the top 10."""
     names = list(results)
-    pairs = [(f"{after}_vs_{before}", results[after], results[before]) for before, after in zip(names, names[1:])]
-    pairs += [(f"{name}_reranked_vs_its_dual_encoder", result, result.dual_encoder)
-              for name, result in results.items() if result.dual_encoder is not None]
-    return {key: _paired(a, b, seed) for key, a, b in pairs}
+    pairs = [(f"{after}_vs_{before}", results[after], results[before], False)
+             for before, after in zip(names, names[1:])]
+    for name, result in results.items():
+        if result.dual_encoder is not None:
+            pairs.append((f"{name}_reranked_vs_its_dual_encoder", result, result.dual_encoder, True))
+        if result.late_interaction is not None:
+            pairs += [(f"{name}_late_interaction_vs_its_dual_encoder", result.late_interaction, result.dual_encoder,
+                       True),
+                      (f"{name}_reranked_vs_{name}_late_interaction", result, result.late_interaction, True)]
+    return {key: _paired(a, b, seed, order) for key, a, b, order in pairs}
 
 
-def _paired(a: ModelResult, b: ModelResult, seed: int) -> dict[str, Any]:
+def _paired(a: ModelResult, b: ModelResult, seed: int, order: bool = False) -> dict[str, Any]:
+    """Paired differences of a - b; with `order`, MRR@10 and nDCG@10 too."""
     products = sorted(a.item_hits)
     entry = {"item_t2i_recall_at_10": paired_difference([a.item_hits[p] for p in products],
                                                         [b.item_hits[p] for p in products], seed)}
+    if order:
+        entry[f"item_t2i_mrr_at_{MRR_CUTOFF}"] = paired_difference([a.item_reciprocal[p] for p in products],
+                                                                   [b.item_reciprocal[p] for p in products], seed)
     if a.shopper is not None and b.shopper is not None:
         families = [f for f in HEADLINE_FAMILIES if f in a.shopper.per_combination]
-        if families:
-            entry["shopper_precision_at_10"] = paired_difference(
-                [v for f in families for v in a.shopper.per_combination[f]["precision_at_10"]],
-                [v for f in families for v in b.shopper.per_combination[f]["precision_at_10"]], seed)
+        for measure in ("precision_at_10", "ndcg_at_10") if order else ("precision_at_10",):
+            if families:
+                entry[f"shopper_{measure}"] = paired_difference(
+                    [v for f in families for v in a.shopper.per_combination[f][measure]],
+                    [v for f in families for v in b.shopper.per_combination[f][measure]], seed)
     return entry
 
 

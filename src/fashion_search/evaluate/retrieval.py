@@ -9,6 +9,10 @@ first, so the rank of the best relevant entry is one more than the number of
 irrelevant entries scoring at least as high as it. Identical captions embed
 identically; without this rule the same scores could give different recalls
 depending on the order of the gallery.
+
+Queries and gallery are rows: unit embeddings (a tensor), or `Encoded` rows that carry each
+row's token states too, for a token-level pair scorer. Retrieval reads their pooled
+embeddings; a pair scorer is handed rows of the same kind.
 """
 
 from __future__ import annotations
@@ -19,15 +23,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-PairScorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (queries, candidates) -> one score per pair
+from fashion_search.models.clip import Encoded, vectors
+
+Rows = torch.Tensor | Encoded
+PairScorer = Callable[[Rows, Rows], torch.Tensor]  # (queries, candidates) -> one score per pair
 DIRECTIONS = ("t2i", "i2t")
 
 
-def query_first(scorer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], direction: str = "t2i") -> PairScorer:
+def query_first(scorer: Callable[[Rows, Rows], torch.Tensor], direction: str = "t2i") -> PairScorer:
     """A pair scorer called as `scorer(image, text)`, as `score_pairs(query, candidate)` for one direction."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     return (lambda text, image: scorer(image, text)) if direction == "t2i" else scorer
+
+
+def needs_tokens(scorer: object) -> bool:
+    """Whether the rows a pair scorer sees must carry their token states (a token-level scorer, late interaction)."""
+    return bool(getattr(scorer, "needs_tokens", False))
 
 
 @dataclass(frozen=True)
@@ -110,12 +122,12 @@ def reranked_ranking(base: Ranking, relevant: torch.Tensor, candidate_scores: to
 
 
 @torch.inference_mode()
-def candidate_scores(queries: torch.Tensor, gallery: torch.Tensor, k: int, chunk_size: int,
+def candidate_scores(queries: Rows, gallery: Rows, k: int, chunk_size: int,
                      score_pairs: PairScorer) -> tuple[torch.Tensor, torch.Tensor]:
     """The dual encoder's top k per query (Q, k) and `score_pairs(query, candidate)` for each."""
-    candidates = top_k(queries, gallery, k, chunk_size)
+    candidates = top_k(vectors(queries), vectors(gallery), k, chunk_size)
     k = candidates.shape[1]
-    scores = torch.empty(candidates.shape, dtype=queries.dtype)
+    scores = torch.empty(candidates.shape, dtype=vectors(queries).dtype)
     step = max(1, chunk_size // k)
     for start in range(0, len(queries), step):
         block = candidates[start:start + step]
@@ -125,12 +137,12 @@ def candidate_scores(queries: torch.Tensor, gallery: torch.Tensor, k: int, chunk
 
 
 @torch.inference_mode()
-def ranking_scores(queries: torch.Tensor, gallery: torch.Tensor, chunk_size: int,
+def ranking_scores(queries: Rows, gallery: Rows, chunk_size: int,
                    score_pairs: PairScorer | None = None, k: int = 0) -> torch.Tensor:
     """(Q, N) scores whose order is the model's ranking of the whole gallery: dot products, and with a
     pair scorer its re-scores of the dual encoder's top k (`candidate_scores`) lifted above the rest.
     For measures that need every position (precision, nDCG) rather than one relevant entry's rank."""
-    scores = queries @ gallery.T
+    scores = vectors(queries) @ vectors(gallery).T
     if score_pairs is None or k == 0:
         return scores
     candidates, rescored = candidate_scores(queries, gallery, k, chunk_size, score_pairs)
@@ -138,16 +150,17 @@ def ranking_scores(queries: torch.Tensor, gallery: torch.Tensor, chunk_size: int
     return scores.scatter(1, candidates, rescored + lift)
 
 
-def rerank_groups(queries: torch.Tensor, gallery: torch.Tensor, query_groups: torch.Tensor,
+def rerank_groups(queries: Rows, gallery: Rows, query_groups: torch.Tensor,
                   gallery_groups: torch.Tensor, chunk_size: int, ks: Sequence[int],
                   candidates: torch.Tensor, scores: torch.Tensor) -> Ranking:
     """Re-ranked ranking for one relevance definition, from `candidate_scores`' output."""
-    base = group_ranks(queries, gallery, query_groups, gallery_groups, chunk_size, [*ks, candidates.shape[1]])
+    base = group_ranks(vectors(queries), vectors(gallery), query_groups, gallery_groups, chunk_size,
+                       [*ks, candidates.shape[1]])
     relevant = query_groups.unsqueeze(1) == gallery_groups[candidates]
     return reranked_ranking(base, relevant, scores, ks)
 
 
-def rerank(queries: torch.Tensor, gallery: torch.Tensor, targets: torch.Tensor, k: int, chunk_size: int,
+def rerank(queries: Rows, gallery: Rows, targets: torch.Tensor, k: int, chunk_size: int,
            score_pairs: PairScorer) -> torch.Tensor:
     """Re-ranked rank of gallery[targets[q]] for each query: the case of one relevant entry each."""
     candidates, scores = candidate_scores(queries, gallery, k, chunk_size, score_pairs)
@@ -168,12 +181,12 @@ class Retriever:
     scorer: PairScorer | None = None
     rerank_k: int = 0
 
-    def rank(self, direction: str, images: torch.Tensor, texts: torch.Tensor, image_groups: torch.Tensor,
+    def rank(self, direction: str, images: Rows, texts: Rows, image_groups: torch.Tensor,
              text_groups: torch.Tensor, ks: Sequence[int] = ()) -> Ranking:
         """t2i: texts query the images; i2t: images query the texts. Relevant: the same group id."""
         return self.rank_groupings(direction, images, texts, {"": (image_groups, text_groups)}, ks)[""]
 
-    def rank_groupings(self, direction: str, images: torch.Tensor, texts: torch.Tensor,
+    def rank_groupings(self, direction: str, images: Rows, texts: Rows,
                        groupings: dict[str, tuple[torch.Tensor, torch.Tensor]],
                        ks: Sequence[int] = ()) -> dict[str, Ranking]:
         """`rank` for several relevance definitions (name -> image groups, text groups) at once.
@@ -189,7 +202,8 @@ class Retriever:
         groups = {name: (text_groups, image_groups) if t2i else (image_groups, text_groups)
                   for name, (image_groups, text_groups) in groupings.items()}
         if score_pairs is None:
-            return {name: group_ranks(queries, gallery, *pair, self.chunk_size, ks) for name, pair in groups.items()}
+            return {name: group_ranks(vectors(queries), vectors(gallery), *pair, self.chunk_size, ks)
+                    for name, pair in groups.items()}
         candidates, scores = candidate_scores(queries, gallery, self.rerank_k, self.chunk_size, score_pairs)
         return {name: rerank_groups(queries, gallery, *pair, self.chunk_size, ks, candidates, scores)
                 for name, pair in groups.items()}
@@ -225,22 +239,26 @@ def _concat(parts: list[Ranking]) -> Ranking:
 
 
 @torch.inference_mode()
-def search(query: torch.Tensor, gallery: torch.Tensor, k: int, score_pairs: PairScorer | None = None,
+def search(query: Rows, gallery: Rows, k: int, score_pairs: PairScorer | None = None,
            rerank_k: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k best gallery indices for one query (D,) and their scores, re-ranked when a scorer is given."""
+    """The k best gallery indices for one query ((D,), or one `Encoded` row) and their scores, re-ranked
+    when a scorer is given."""
     depth = max(k, rerank_k) if score_pairs is not None else k
-    candidates = top_k(query.unsqueeze(0), gallery, depth, chunk_size=1)[0]
+    vector = vectors(query).reshape(-1)
+    candidates = top_k(vector.unsqueeze(0), vectors(gallery), depth, chunk_size=1)[0]
     if score_pairs is None:
-        return candidates[:k], gallery[candidates] @ query
+        return candidates[:k], vectors(gallery)[candidates] @ vector
     return rerank_candidates(query, candidates, gallery[candidates], score_pairs, k)
 
 
 @torch.inference_mode()
-def rerank_candidates(query: torch.Tensor, candidates: torch.Tensor, candidate_embeds: torch.Tensor,
+def rerank_candidates(query: Rows, candidates: torch.Tensor, candidate_embeds: Rows,
                       score_pairs: PairScorer, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One query's retrieved candidates re-ordered by the pair scorer, best first, cut to k, with their
-    pair scores. The sort is stable: among equal scores the retriever's order stands. The grid of the
-    evaluate stage and the search service both re-rank through here."""
-    scores = score_pairs(query.expand(len(candidates), -1), candidate_embeds)
+    """One query's retrieved candidates ((D,), or one `Encoded` row) re-ordered by the pair scorer, best
+    first, cut to k, with their pair scores. The sort is stable: among equal scores the retriever's order
+    stands. The grid of the evaluate stage and the search service both re-rank through here."""
+    repeated = query.repeat_interleave(len(candidates)) if isinstance(query, Encoded) \
+        else query.expand(len(candidates), -1)
+    scores = score_pairs(repeated, candidate_embeds)
     order = torch.sort(scores, descending=True, stable=True).indices
     return candidates[order][:k], scores[order][:k]

@@ -192,6 +192,89 @@ def text_embeddings(model: CLIPModel, input_ids: torch.Tensor, attention_mask: t
     return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """Rows of a tower's output: the pooled embedding that retrieves, and for a token-level scorer every
+    token's state in the same joint space with a mask of the real ones (images have no padding: None).
+
+    Retrieval and re-ranking take rows of it as they take rows of a tensor (indexing, `len`,
+    `repeat_interleave`), so one re-ranking function serves pooled and token-level pair scorers."""
+
+    pooled: torch.Tensor                # (N, D)
+    tokens: torch.Tensor | None = None  # (N, L, D)
+    mask: torch.Tensor | None = None    # (N, L) bool, True for a real token
+
+    def __len__(self) -> int:
+        return len(self.pooled)
+
+    def __getitem__(self, rows: Any) -> Encoded:
+        return Encoded(*(None if part is None else part[rows] for part in (self.pooled, self.tokens, self.mask)))
+
+    def repeat_interleave(self, repeats: int, dim: int = 0) -> Encoded:
+        if dim != 0:
+            raise ValueError("Encoded repeats rows only (dim=0)")
+        return Encoded(*(None if part is None else part.repeat_interleave(repeats, dim=0)
+                         for part in (self.pooled, self.tokens, self.mask)))
+
+    def to(self, device: torch.device | str) -> Encoded:
+        return Encoded(*(None if part is None else part.to(device) for part in (self.pooled, self.tokens, self.mask)))
+
+    @property
+    def token_mask(self) -> torch.Tensor:
+        """The mask of real tokens, all True where none was given."""
+        if self.tokens is None:
+            raise ValueError("these rows carry no token states")
+        if self.mask is None:
+            return torch.ones(self.tokens.shape[:2], dtype=torch.bool, device=self.tokens.device)
+        return self.mask
+
+
+def vectors(rows: torch.Tensor | Encoded) -> torch.Tensor:
+    """The pooled embeddings of rows given as a tensor or as `Encoded`."""
+    return rows.pooled if isinstance(rows, Encoded) else rows
+
+
+def image_states(model: CLIPModel, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected image embeddings (N, D), as `image_embeddings`, and every token's state (N, 1 + patches, D):
+    the vision tower's last hidden states through the same layer norm and projection, so the first
+    (CLS) token's state is the pooled embedding. One forward pass gives both."""
+    output = model.get_image_features(pixel_values=pixel_values)
+    tokens = model.visual_projection(model.vision_model.post_layernorm(output.last_hidden_state))
+    return output.pooler_output, tokens
+
+
+def text_states(model: CLIPModel, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected text embeddings (N, D), as `text_embeddings`, and every position's state (N, L, D) through
+    the text projection; the end token's state is the pooled embedding. Positions the attention mask marks
+    as padding carry nothing: the caller keeps the mask beside the states. One forward pass gives both."""
+    output = model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+    return output.pooler_output, model.text_projection(output.last_hidden_state)
+
+
+def tokens_of_segments(tokens: torch.Tensor, mask: torch.Tensor, owner: torch.Tensor,
+                       captions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token sequence per caption: the real tokens of its pieces one after another, right-padded with
+    zeros, and the mask of real tokens (bool). A caption of one piece keeps its piece's states."""
+    mask = mask.bool()
+    if len(owner) == captions:  # one piece each, in order
+        return tokens, mask
+    rows = [torch.cat([tokens[piece][mask[piece]] for piece in torch.nonzero(owner == caption).flatten().tolist()])
+            for caption in range(captions)]
+    return pad_token_rows(rows)
+
+
+def pad_token_rows(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences of token states (L_i, D) right-padded with zeros into (N, max L_i, D), and the mask of real tokens."""
+    width = max(len(row) for row in rows)
+    tokens = rows[0].new_zeros(len(rows), width, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), width, dtype=torch.bool, device=rows[0].device)
+    for index, row in enumerate(rows):
+        tokens[index, :len(row)] = row
+        mask[index, :len(row)] = True
+    return tokens, mask
+
+
 def mean_of_segments(segment_embeds: torch.Tensor, owner: torch.Tensor, captions: int) -> torch.Tensor:
     """One embedding per caption: the mean of its pieces' unit embeddings (a caption of one piece
     keeps its own direction; the mean of several is shorter than 1). `owner[i]` is the caption of piece i."""

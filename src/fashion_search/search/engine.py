@@ -21,7 +21,7 @@ from PIL import Image
 from fashion_search.config import has_visible_text
 from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
 from fashion_search.errors import DataError, UserError
-from fashion_search.evaluate.retrieval import query_first, rerank_candidates
+from fashion_search.evaluate.retrieval import needs_tokens, query_first, rerank_candidates
 from fashion_search.images import fit_image
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import load_model
@@ -83,6 +83,10 @@ class SearchEngine:
         # A fast tokenizer shared between server threads can fail with "Already borrowed".
         self._encode_lock = threading.Lock()
         self._check_width()
+        if needs_tokens(scorer):
+            raise UserError("this xattn model scores token states (xattn.features: tokens), which the index does not "
+                            "store yet: serve it with serve.model set to finetuned or to a pooled xattn "
+                            "(xattn.features: pooled)")
 
     @classmethod
     def open(cls, index_dir: Path, root: Path | None = None, exact: bool = False) -> "SearchEngine":

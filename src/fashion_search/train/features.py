@@ -3,6 +3,8 @@
 A tower that does not train gives each training pair the same embedding at every
 step, so it embeds every pair once, before training, and each step reads rows of
 that table instead of running CLIP: with both towers locked only the scorer runs.
+For a token-level scorer the table holds every pair's token states too (`Encoded`): the default's
+1,800 training pairs take about 90 MB in fp32, so they stay in memory.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from torch import nn
 from transformers import CLIPModel
 
 from fashion_search.device import Runtime
-from fashion_search.embedding import embed_images, embed_texts
+from fashion_search.embedding import embed_images, embed_texts, encode_images, encode_texts
 from fashion_search.image_cache import Pixels
-from fashion_search.models.clip import Checkpoint
+from fashion_search.models.clip import Checkpoint, Encoded
 from fashion_search.text import Segments
 
 EMBED_BATCH_SIZE = 256  # without gradients or optimiser state far larger batches fit than in training
@@ -27,8 +29,8 @@ EMBED_BATCH_SIZE = 256  # without gradients or optimiser state far larger batche
 class LockedFeatures:
     """Every training pair's embedding by each locked tower, on the device; None for a tower that trains."""
 
-    image: torch.Tensor | None
-    text: torch.Tensor | None
+    image: torch.Tensor | Encoded | None
+    text: torch.Tensor | Encoded | None
 
     @property
     def complete(self) -> bool:
@@ -37,12 +39,14 @@ class LockedFeatures:
 
 
 def locked_features(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments], lock_image: bool,
-                    lock_text: bool, runtime: Runtime) -> LockedFeatures:
+                    lock_text: bool, runtime: Runtime, tokens: bool = False) -> LockedFeatures:
     """The locked towers' embeddings, by the evaluation code (eval mode, no gradients, the runtime's
-    autocast, a caption's pieces averaged as in training). They come L2-normalised; the scorer and
-    the hard-negative search normalise their inputs, so only the direction matters."""
-    image = embed_images(checkpoint, pixels, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_image else None
-    text = embed_texts(checkpoint, captions, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_text else None
+    autocast, a caption's pieces averaged as in training), with their token states when `tokens`.
+    They come L2-normalised; the scorer and the hard-negative search normalise their inputs, so only
+    the direction matters."""
+    image_table, text_table = (encode_images, encode_texts) if tokens else (embed_images, embed_texts)
+    image = image_table(checkpoint, pixels, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_image else None
+    text = text_table(checkpoint, captions, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_text else None
     return LockedFeatures(image, text)
 
 

@@ -18,7 +18,8 @@ from fashion_search.config import ConfigError, TrainSettings
 from fashion_search.device import Runtime
 from fashion_search.image_cache import Pixels
 from fashion_search.images import PixelSpec
-from fashion_search.models.clip import Checkpoint, image_embeddings, mean_of_segments, text_embeddings
+from fashion_search.models.clip import (Checkpoint, Encoded, image_embeddings, mean_of_segments, text_embeddings,
+                                       text_states, tokens_of_segments)
 from fashion_search.text import Segments, flatten_segments, pad_batch
 from fashion_search.train.distributed import StepLoss, gather, local_part, mean_over_ranks, synchronised
 from fashion_search.train.heads import AttributeHeads
@@ -223,6 +224,12 @@ class DeviceBatch:
         """One embedding per caption, averaged over its pieces."""
         pieces = text_embeddings(model, self.ids, self.mask)
         return mean_of_segments(pieces, self.owner, len(self.pixels))
+
+    def text_encoded(self, model: CLIPModel) -> Encoded:
+        """`text_embeds` with every caption's token states (its pieces' real tokens one after another)."""
+        pieces, states = text_states(model, self.ids, self.mask)
+        tokens, mask = tokens_of_segments(states, self.mask, self.owner, len(self.pixels))
+        return Encoded(mean_of_segments(pieces, self.owner, len(self.pixels)), tokens, mask)
 
 
 def device_batch(pixels: Pixels, captions: Sequence[Segments], index: torch.Tensor, pad_id: int,

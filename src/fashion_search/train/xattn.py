@@ -7,7 +7,8 @@ scorer re-ranks at search time, at a fraction of the B² cost. Other views of
 the same item are never used as negatives: they are right answers too.
 
 A locked encoder tower (`xattn.lock_image`, `xattn.lock_text`) is not run at each
-step: its embeddings of every pair are computed once (train/features.py).
+step: its embeddings of every pair are computed once (train/features.py), with their
+token states for a token-level scorer (`xattn.features: tokens`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
-from fashion_search.config import XattnSettings
+from fashion_search.config import ConfigError, XattnSettings
 from fashion_search.image_cache import Pixels
-from fashion_search.models.clip import image_embeddings
-from fashion_search.models.xattn import XattnModel, XattnScorer
+from fashion_search.models.clip import Encoded, image_embeddings, image_states, vectors
+from fashion_search.models.xattn import Rows, XattnModel, XattnScorer
 from fashion_search.text import Segments
 from fashion_search.train.distributed import gather, own_rows
 from fashion_search.train.features import LockedFeatures, locked_features, lock_towers
@@ -31,7 +32,7 @@ from fashion_search.train.loss import symmetric_cross_entropy
 from fashion_search.train.session import Session
 
 
-def in_batch_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, temperature: float,
+def in_batch_loss(scorer: XattnScorer, image: Rows, text: Rows, temperature: float,
                   rows: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over the scorer's B×B matrix: every other pair of the batch is a negative.
 
@@ -54,25 +55,25 @@ def hard_negatives(image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
         return similarity.topk(n, dim=0).indices.T, similarity.topk(n, dim=1).indices
 
 
-def hard_negative_loss(scorer: XattnScorer, image: torch.Tensor, text: torch.Tensor, items: torch.Tensor,
+def hard_negative_loss(scorer: XattnScorer, image: Rows, text: Rows, items: torch.Tensor,
                        negatives: int, temperature: float, rows: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the positive against its hard negatives, text→image and image→text.
 
     Negatives come from the whole batch; with `rows` (one rank's share of a gathered batch) only
     those queries are scored, so the ranks split the scorer's work and their mean is the batch loss."""
-    images_for_text, texts_for_image = hard_negatives(image, text, items, negatives)
+    images_for_text, texts_for_image = hard_negatives(vectors(image), vectors(text), items, negatives)
     if rows is not None:
         images_for_text, texts_for_image, image_queries, text_queries = (
             images_for_text[rows], texts_for_image[rows], image[rows], text[rows])
     else:
-        rows, image_queries, text_queries = torch.arange(len(image), device=image.device), image, text
+        rows, image_queries, text_queries = torch.arange(len(image), device=items.device), image, text
     own = rows.unsqueeze(1)
     image_candidates = torch.cat([own, images_for_text], dim=1)  # (queries, 1 + n), the positive first
     text_candidates = torch.cat([own, texts_for_image], dim=1)
     width = image_candidates.shape[1]
     t2i = scorer(image[image_candidates.reshape(-1)], text_queries.repeat_interleave(width, dim=0)).view(-1, width)
     i2t = scorer(image_queries.repeat_interleave(width, dim=0), text[text_candidates.reshape(-1)]).view(-1, width)
-    target = torch.zeros(len(rows), dtype=torch.long, device=image.device)
+    target = torch.zeros(len(rows), dtype=torch.long, device=items.device)
     return (F.cross_entropy(t2i.float() / temperature, target) + F.cross_entropy(i2t.float() / temperature, target)) / 2
 
 
@@ -86,11 +87,28 @@ class PairBatch:
     inputs: DeviceBatch | None
 
 
-def pair_embeddings(clip: CLIPModel, locked: LockedFeatures, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's image and text embeddings: rows of a locked tower's table, or a training tower's forward pass."""
-    image = locked.image[batch.rows] if locked.image is not None else image_embeddings(clip, batch.inputs.pixels)
-    text = locked.text[batch.rows] if locked.text is not None else batch.inputs.text_embeds(clip)
+def pair_embeddings(clip: CLIPModel, locked: LockedFeatures, batch: PairBatch,
+                    tokens: bool = False) -> tuple[Rows, Rows]:
+    """The batch's image and text embeddings (with their token states when `tokens`): rows of a locked
+    tower's table, or a training tower's forward pass."""
+    if locked.image is not None:
+        image = locked.image[batch.rows]
+    elif tokens:
+        image = Encoded(*image_states(clip, batch.inputs.pixels))
+    else:
+        image = image_embeddings(clip, batch.inputs.pixels)
+    if locked.text is not None:
+        text = locked.text[batch.rows]
+    else:
+        text = batch.inputs.text_encoded(clip) if tokens else batch.inputs.text_embeds(clip)
     return image, text
+
+
+def check_processes(features: str, processes: int) -> None:
+    """Token sequences of different lengths are not gathered across ranks: token features train in one process."""
+    if features == "tokens" and processes > 1:
+        raise ConfigError(f"xattn.features: tokens trains in one process; set runtime.processes to 1 "
+                          f"(it is {processes}) or xattn.features to pooled")
 
 
 def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments], items: Sequence[int],
@@ -105,8 +123,10 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments],
     session = session or Session()
     runtime, world = session.runtime, session.world
     torch.manual_seed(seed)
+    tokens = xattn.scorer.needs_tokens
+    check_processes(xattn.scorer.config.features, world.size)
     clip, scorer = runtime.compiled(xattn.encoder.model.to(runtime.device)), xattn.scorer.to(runtime.device).train()
-    locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime)
+    locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime, tokens)
     encoder_parameters = lock_towers(clip, settings.lock_image, settings.lock_text)
     item_ids = torch.as_tensor(items)
 
@@ -116,8 +136,8 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments],
         return PairBatch(runtime.to_device(index), runtime.to_device(item_ids[index]), inputs)
 
     def batch_loss(batch: PairBatch) -> torch.Tensor:
-        image, text = pair_embeddings(clip, locked, batch)
-        rows = own_rows(len(batch.rows), world, image.device)
+        image, text = pair_embeddings(clip, locked, batch, tokens)
+        rows = own_rows(len(batch.rows), world, batch.items.device)
         image, text, batch_items = gather(image), gather(text), gather(batch.items)
         if settings.negatives == 0:
             return in_batch_loss(scorer, image, text, settings.temperature, rows)
