@@ -57,9 +57,18 @@ def test_csv_round_trip_and_the_table_says_whether_each_difference_excludes_0(tm
     assert back[1][f"log10_{PARAM}"] == pytest.approx(-4.0)
     table = sweep.render(back, PARAM)
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| 1e-06 | a | 0.250 [0.200, 0.300]")
+    # equal validation figures: the smaller value is chosen
+    assert lines[2].startswith("| 1e-06 (chosen) | a | 0.010, 0.600 | 0.250 [0.200, 0.300]")
     assert "+0.010 [-0.040, +0.060] (includes 0)" in lines[2]
-    assert "(includes 0)" in lines[3] and "+0.010 [-0.020, +0.030]" in lines[3]
+    assert lines[3].startswith("| 0.0001 | b |") and "+0.010 [-0.020, +0.030] (includes 0)" in lines[3]
+    assert lines[-1].endswith("= 1e-06; on test its difference from the baseline excludes 0 on item R@10 (+0.600).")
+    # the choice follows validation, and the verdict reads the chosen value's test intervals
+    rows[1]["validation_finetuned_shopper_ndcg10"] = 0.5
+    rows[1]["finetuned_minus_baseline_item_r10_low"] = -0.002
+    verdict = sweep.render(rows, PARAM).splitlines()
+    assert verdict[3].startswith("| 0.0001 (chosen) | b |")
+    assert verdict[-1].endswith("= 0.0001; on test its difference from the baseline includes 0 on both measures: "
+                                "no significant change.")
 
 
 def test_the_readme_block_is_filled_and_a_missing_block_is_refused(tmp_path: Path) -> None:

@@ -31,7 +31,11 @@ COLUMNS = (
     ("finetuned_minus_baseline_item_r10", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.mean"),
     ("finetuned_minus_baseline_item_r10_low", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.low"),
     ("finetuned_minus_baseline_item_r10_high", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.high"),
+    # the validation split: where a value is chosen (by the served model's criterion), never on test
+    ("validation_finetuned_shopper_ndcg10", "validation.finetuned.shopper_ndcg_at_10"),
+    ("validation_finetuned_item_t2i_r10", "validation.finetuned.item_t2i_recall_at_10"),
 )
+CHOSEN_BY = "validation_finetuned_shopper_ndcg10"  # serve.select_by's default, on the validation split
 METRICS_FILE = "metrics/evaluate.json"
 
 
@@ -98,9 +102,11 @@ def _cell(value: float, low: float, high: float, signed: bool = False) -> str:
 
 def render(rows: list[dict[str, Any]], param: str) -> str:
     """Markdown: each value of the param, the fine-tuned model's figures and what fine-tuning changed."""
-    lines = [f"| `{param}` | experiment | fine-tuned shopper P@10 [95% CI] | fine-tuned item T→I R@10 [95% CI] | "
-             "fine-tuned − baseline, shopper P@10 | fine-tuned − baseline, item R@10 |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| `{param}` | experiment | validation: shopper nDCG@10, item R@10 | test: fine-tuned shopper P@10 "
+             "[95% CI] | test: fine-tuned item T→I R@10 [95% CI] | test: fine-tuned − baseline, shopper P@10 | "
+             "test: fine-tuned − baseline, item R@10 |",
+             "|---|---|---|---|---|---|---|"]
+    chosen = max(rows, key=lambda row: (row[CHOSEN_BY], -row[param])) if rows else None
     for row in rows:
         p10 = _cell(row["finetuned_shopper_p10"], row["finetuned_shopper_p10_low"], row["finetuned_shopper_p10_high"])
         r10 = _cell(row["finetuned_item_t2i_r10"], row["finetuned_item_t2i_r10_low"],
@@ -111,7 +117,19 @@ def render(rows: list[dict[str, Any]], param: str) -> str:
             significant = "excludes 0" if low > 0 or high < 0 else "includes 0"
             differences.append(_cell(row[f"finetuned_minus_baseline_{name}"], low, high, signed=True)
                                + f" ({significant})")
-        lines.append(f"| {row[param]:g} | {row['experiment']} | {p10} | {r10} | " + " | ".join(differences) + " |")
+        validation = f"{row[CHOSEN_BY]:.3f}, {row['validation_finetuned_item_t2i_r10']:.3f}"
+        mark = " (chosen)" if row is chosen else ""
+        lines.append(f"| {row[param]:g}{mark} | {row['experiment']} | {validation} | {p10} | {r10} | "
+                     + " | ".join(differences) + " |")
+    if chosen is not None:
+        excludes = [f"{label} ({chosen[f'finetuned_minus_baseline_{name}']:+.3f})"
+                    for name, label in (("p10", "shopper P@10"), ("item_r10", "item R@10"))
+                    if chosen[f"finetuned_minus_baseline_{name}_low"] > 0
+                    or chosen[f"finetuned_minus_baseline_{name}_high"] < 0]
+        verdict = ("its difference from the baseline excludes 0 on " + " and ".join(excludes) if excludes else
+                   "its difference from the baseline includes 0 on both measures: no significant change")
+        lines += ["", f"Chosen on validation (the served model's criterion, shopper nDCG@10; ties to the smaller "
+                      f"value): `{param}` = {chosen[param]:g}; on test {verdict}."]
     return "\n".join(lines)
 
 
