@@ -176,9 +176,12 @@ def test_finetune_on_two_gloo_processes_matches_the_single_process_run(project: 
         _finetune_with(project, tmp_path / str(processes),
                        {("runtime", "processes"): processes, ("finetune", "lr"): 1e-3})
         new = [r for r in _mlflow_runs(project) if r.info.run_id not in before]
-        assert [r.data.tags["stage"] for r in new] == ["finetune"]
-        assert new[0].data.params["runtime.processes"] == str(processes)
-        history = client.get_metric_history(new[0].info.run_id, "train_loss")
+        # one run of the stage (rank 0 alone logs), nested under the parent of its new pipeline (params changed)
+        assert sorted(r.data.tags["stage"] for r in new) == ["finetune", "pipeline"]
+        run = next(r for r in new if r.data.tags["stage"] == "finetune")
+        assert run.data.tags["mlflow.parentRunId"] == next(r.info.run_id for r in new if r.data.tags["stage"] == "pipeline")
+        assert run.data.params["runtime.processes"] == str(processes)
+        history = client.get_metric_history(run.info.run_id, "train_loss")
         curves.append([m.value for m in sorted(history, key=lambda m: m.step)])
         weights.append(load_file(str(tmp_path / str(processes) / "model" / "model.safetensors")))
         assert json.loads((tmp_path / str(processes) / "state" / "state.json").read_text())["complete"]

@@ -38,6 +38,11 @@ def test_one_row_per_value_sorted_the_newest_when_a_value_ran_twice() -> None:
     ])
     assert [(row[PARAM], row["experiment"]) for row in rows] == [(1e-6, "lr-1e-6"), (1e-4, "lr-1e-4"),
                                                                  (3e-4, "lr-3e-4")]
+    small = _row("small", 1e-5, 0.3)  # a small run's validation split may have no shopper figure: still a row
+    del small["validation.finetuned.shopper_ndcg_at_10"]
+    (row,) = sweep.sweep_rows(PARAM, [small])
+    assert row["validation_finetuned_shopper_ndcg10"] is None
+    assert "by item T→I R@10" in sweep.render([row], PARAM) and "| —, 0.600 |" in sweep.render([row], PARAM)
     assert rows[0]["finetuned_shopper_p10"] == 0.25
 
 

@@ -35,7 +35,10 @@ COLUMNS = (
     ("validation_finetuned_shopper_ndcg10", "validation.finetuned.shopper_ndcg_at_10"),
     ("validation_finetuned_item_t2i_r10", "validation.finetuned.item_t2i_recall_at_10"),
 )
-CHOSEN_BY = "validation_finetuned_shopper_ndcg10"  # serve.select_by's default, on the validation split
+# what a value is chosen by, in order of preference (a small run's validation split may have no shopper figure)
+CHOSEN_BY = {"validation_finetuned_shopper_ndcg10": "shopper nDCG@10",
+             "validation_finetuned_item_t2i_r10": "item T→I R@10"}
+OPTIONAL = set(CHOSEN_BY)
 METRICS_FILE = "metrics/evaluate.json"
 
 
@@ -54,7 +57,7 @@ def sweep_rows(param: str, experiments: Sequence[dict[str, Any]]) -> list[dict[s
     for experiment in experiments:
         value = _lookup(experiment, param, "params.yaml")
         figures = {column: _lookup(experiment, key, METRICS_FILE) for column, key in COLUMNS}
-        if value is None or any(not isinstance(v, (int, float)) for v in figures.values()):
+        if value is None or any(not isinstance(v, (int, float)) for c, v in figures.items() if c not in OPTIONAL):
             continue  # queued, running, failed, or from before these metrics existed
         try:
             number = float(value)
@@ -84,7 +87,8 @@ def write_csv(rows: list[dict[str, Any]], param: str, path: Path) -> None:
         writer.writerow([param, f"log10_{param}", "experiment", *(column for column, _ in COLUMNS)])
         for row in rows:
             log = f"{math.log10(row[param]):.4f}" if row[param] > 0 else ""
-            writer.writerow([f"{row[param]:g}", log, row["experiment"], *(f"{row[column]:.6f}" for column, _ in COLUMNS)])
+            writer.writerow([f"{row[param]:g}", log, row["experiment"],
+                             *("" if row[column] is None else f"{row[column]:.6f}" for column, _ in COLUMNS)])
 
 
 def read_csv(path: Path, param: str) -> list[dict[str, Any]]:
@@ -106,7 +110,8 @@ def render(rows: list[dict[str, Any]], param: str) -> str:
              "[95% CI] | test: fine-tuned item T→I R@10 [95% CI] | test: fine-tuned − baseline, shopper P@10 | "
              "test: fine-tuned − baseline, item R@10 |",
              "|---|---|---|---|---|---|---|"]
-    chosen = max(rows, key=lambda row: (row[CHOSEN_BY], -row[param])) if rows else None
+    criterion = next((column for column in CHOSEN_BY if rows and all(row[column] is not None for row in rows)), None)
+    chosen = max(rows, key=lambda row: (row[criterion], -row[param])) if criterion else None
     for row in rows:
         p10 = _cell(row["finetuned_shopper_p10"], row["finetuned_shopper_p10_low"], row["finetuned_shopper_p10_high"])
         r10 = _cell(row["finetuned_item_t2i_r10"], row["finetuned_item_t2i_r10_low"],
@@ -117,7 +122,7 @@ def render(rows: list[dict[str, Any]], param: str) -> str:
             significant = "excludes 0" if low > 0 or high < 0 else "includes 0"
             differences.append(_cell(row[f"finetuned_minus_baseline_{name}"], low, high, signed=True)
                                + f" ({significant})")
-        validation = f"{row[CHOSEN_BY]:.3f}, {row['validation_finetuned_item_t2i_r10']:.3f}"
+        validation = ", ".join("—" if row[column] is None else f"{row[column]:.3f}" for column in CHOSEN_BY)
         mark = " (chosen)" if row is chosen else ""
         lines.append(f"| {row[param]:g}{mark} | {row['experiment']} | {validation} | {p10} | {r10} | "
                      + " | ".join(differences) + " |")
@@ -128,7 +133,7 @@ def render(rows: list[dict[str, Any]], param: str) -> str:
                     or chosen[f"finetuned_minus_baseline_{name}_high"] < 0]
         verdict = ("its difference from the baseline excludes 0 on " + " and ".join(excludes) if excludes else
                    "its difference from the baseline includes 0 on both measures: no significant change")
-        lines += ["", f"Chosen on validation (the served model's criterion, shopper nDCG@10; ties to the smaller "
+        lines += ["", f"Chosen on validation (by {CHOSEN_BY[criterion]}, as the served model is; ties to the smaller "
                       f"value): `{param}` = {chosen[param]:g}; on test {verdict}."]
     return "\n".join(lines)
 
