@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -407,6 +408,8 @@ def test_queued_experiments_run_two_at_a_time_all_reach_mlflow(project: Path) ->
     rows = (project / "reports/sweeps/finetune_lr.csv").read_text().splitlines()
     lrs = {float(line.split(",")[0]) for line in rows[1:]}
     assert {2e-5, 3e-5, 4e-5, 5e-5} <= lrs, rows
-    assert "| 2e-05 | q-lr-0 |" in (project / "README.md").read_text() and "| 2e-05 | q-lr-0 |" in shown
+    row = re.compile(r"\| 2e-05( \(chosen\))? \| q-lr-0 \|")  # the value chosen on validation is marked
+    assert row.search((project / "README.md").read_text()) and row.search(shown)
+    assert "Chosen on validation" in shown
     plots = _run(project, sys.executable, "-m", "dvc", "plots", "show", "--json")
     assert "Fine-tuned shopper P@10" in plots and "log10_finetune" in plots  # the sweep's plot is drawn
