@@ -270,23 +270,18 @@ def test_flatten_the_real_params() -> None:
     assert not any(isinstance(value, dict) for value in flat.values())
 
 
-def test_xattn_features_are_validated_and_pooled_when_left_out(tmp_path: Path) -> None:
-    assert section(load_params(BASE), "xattn").features == "pooled"
-    assert section(load_params(write(tmp_path, set_value(base_text(), "xattn.features", "tokens"))),
-                   "xattn").features == "tokens"
-    with pytest.raises(ConfigError, match=r"xattn\.features"):
-        section(load_params(write(tmp_path, set_value(base_text(), "xattn.features", "patches"))), "xattn")
-    assert section(load_params(write(tmp_path, delete_key(base_text(), "xattn.features"))), "xattn").features == "pooled"
-
-
-def test_xattn_schedule_is_validated_and_cosine_when_left_out(tmp_path: Path) -> None:
-    assert section(load_params(BASE), "xattn").schedule == "cosine"
-    assert section(load_params(write(tmp_path, set_value(base_text(), "xattn.schedule", "constant"))),
-                   "xattn").schedule == "constant"
-    with pytest.raises(ConfigError, match=r"xattn\.schedule"):
-        section(load_params(write(tmp_path, set_value(base_text(), "xattn.schedule", "linear"))), "xattn")
+@pytest.mark.parametrize(("key", "default", "other", "wrong"), [("features", "pooled", "tokens", "patches"),
+                                                                ("schedule", "cosine", "constant", "linear")])
+def test_xattn_choices_are_validated_and_default_when_left_out(tmp_path: Path, key: str, default: str, other: str,
+                                                               wrong: str) -> None:
+    assert getattr(section(load_params(BASE), "xattn"), key) == default
+    assert getattr(section(load_params(write(tmp_path, set_value(base_text(), f"xattn.{key}", other))), "xattn"),
+                   key) == other
+    with pytest.raises(ConfigError, match=rf"xattn\.{key}"):
+        section(load_params(write(tmp_path, set_value(base_text(), f"xattn.{key}", wrong))), "xattn")
     # A params.yaml from before the key existed trains as it did then.
-    assert section(load_params(write(tmp_path, delete_key(base_text(), "xattn.schedule"))), "xattn").schedule == "cosine"
+    assert getattr(section(load_params(write(tmp_path, delete_key(base_text(), f"xattn.{key}"))), "xattn"),
+                   key) == default
 
 
 def test_each_stage_declares_the_params_its_dvc_entry_lists() -> None:

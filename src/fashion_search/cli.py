@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fashion_search.evaluate.commands import add_benchmark_command
 from fashion_search.errors import UsageError, UserError
-from fashion_search.results_table import render_report_table, update_readme
+from fashion_search.results_table import read_metrics, render_report_table, update_readme
 from fashion_search.search.commands import add_search_commands
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.command == "sweep":
                 _sweep(args)
             elif args.report:
-                print(render_report_table(_read_metrics(args.metrics)))
+                print(render_report_table(read_metrics(args.metrics)))
             else:
                 changed = update_readme(args.readme, args.metrics)
                 print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
@@ -47,14 +47,6 @@ def main(argv: list[str] | None = None) -> None:
 
 SWEEP_DOC = ("Reads every DVC experiment of the current commit (dvc exp show), writes reports/sweeps/<param>.csv "
              "(plotted by `dvc plots show`) and fills the README's <!-- sweep:<param>:start --> block.")
-
-
-def _read_metrics(path: Path) -> dict:
-    import json
-
-    if not path.is_file():
-        raise UsageError(f"--metrics {path}: no such file; the evaluate stage writes it (dvc repro evaluate)")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _sweep(args: argparse.Namespace) -> None:

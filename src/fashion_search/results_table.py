@@ -209,15 +209,20 @@ def render_table(metrics: dict) -> str:
     return "\n".join(sections)
 
 
+def read_metrics(metrics_file: Path) -> dict:
+    """metrics/evaluate.json, or a message saying which stage writes it."""
+    if not metrics_file.is_file():
+        raise UsageError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
+                         "(run `dvc repro evaluate`)")
+    return json.loads(metrics_file.read_text(encoding="utf-8"))
+
+
 def update_readme(readme: Path, metrics_file: Path) -> bool:
     """Replace the block between the results markers; True if the README changed."""
     if not readme.is_file():
         raise UsageError(f"--readme {readme}: no such file; give the README that holds the results block")
-    if not metrics_file.is_file():
-        raise UsageError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
-                         "(run `dvc repro evaluate`)")
+    metrics = read_metrics(metrics_file)
     text = readme.read_text(encoding="utf-8")
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     updated = fill_block(text, START, END, render_table(metrics), readme)
     if REPORT_START in updated:  # the report's Table 2 beside ours, where the README shows it
         updated = fill_block(updated, REPORT_START, REPORT_END, render_report_table(metrics), readme)

@@ -263,11 +263,14 @@ class RunLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(name, float(v), now, first_step + i) for i, v in enumerate(values)]
+        self._log_batch(self.run_id, [Metric(name, float(v), now, first_step + i) for i, v in enumerate(values)],
+                        f"log {name}")
+
+    def _log_batch(self, run_id: str, metrics: list[Any], what: str) -> None:
         client = self._mlflow.tracking.MlflowClient()
         for start in range(0, len(metrics), 1000):  # the REST API caps a batch at 1,000 metrics
             chunk = metrics[start:start + 1000]
-            self.attempt(f"log {name}", lambda: client.log_batch(self.run_id, metrics=chunk))
+            self.attempt(what, lambda: client.log_batch(run_id, metrics=chunk))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         values = {k: float(v) for k, v in metrics.items()}
@@ -289,11 +292,8 @@ class RunLogger:
         if self.parent_id is None:
             return
         now = int(time.time() * 1000)
-        items = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
-        client = self._mlflow.tracking.MlflowClient()
-        for start in range(0, len(items), 1000):
-            chunk = items[start:start + 1000]
-            self.attempt("log parent metrics", lambda: client.log_batch(self.parent_id, metrics=chunk))
+        self._log_batch(self.parent_id, [Metric(name, float(value), now, 0) for name, value in metrics.items()],
+                        "log parent metrics")
 
     def source_runs(self, digests: dict[str, tuple[str, str]]) -> dict[str, str]:
         """For each model name -> (its weights digest, the stage that writes it): the id of the newest

@@ -40,10 +40,10 @@ def weak_match_threshold(checkpoint: Checkpoint, attributes: pd.DataFrame, image
     for family in build_families(attributes, min_relevant, max_queries, seed):
         if family.name not in CALIBRATION_FAMILIES:
             continue
-        for combination, phrasings in zip(family.combinations, family.texts):
-            mask = relevant(attributes, combination)
-            texts.extend(phrasings)
-            relevance.extend([mask] * len(phrasings))
+        phrasings, owners = family.flat()
+        masks = [relevant(attributes, combination) for combination in family.combinations]
+        texts.extend(phrasings)
+        relevance.extend(masks[owner] for owner in owners)
     if not texts:
         return None
     tokens = tokenize_queries(checkpoint, texts, max_tokens, long_text)
