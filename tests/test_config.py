@@ -127,6 +127,13 @@ def test_value_not_among_the_choices(tmp_path: Path) -> None:
     assert "ftp" in str(error.value)
 
 
+def test_an_unknown_augmentation_is_refused_naming_the_key_and_the_choices(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, set_value(base_text(), "train_baseline.augment", "colour_jitter")))
+    with pytest.raises(ConfigError, match=r"train_baseline\.augment") as error:
+        section(params, "train_baseline")
+    assert "flip_crop" in str(error.value) and "colour_jitter" in str(error.value)
+
+
 def test_typo_in_a_key(tmp_path: Path) -> None:
     text = base_text().replace("  lr: 1.0e-6\n  batch_size: 32\n  temperature: 0.1\n  weight_decay: 0.01\n"
                                "  warmup_steps: 0", "  lrr: 1.0e-6\n  batch_size: 32\n  temperature: 0.1\n"

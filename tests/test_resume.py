@@ -1,5 +1,5 @@
 """Step checkpoints: a training run SIGKILLed mid-epoch resumes and ends bit-identical to an
-uninterrupted one; states of other runs are ignored; a complete run leaves a small record.
+uninterrupted one (its pictures augmented: a batch's augmentation follows from the batch); states of other runs are ignored; a complete run leaves a small record.
 
 The runs are real subprocesses (`python -c TRAIN`): the one that is killed kills itself with
 SIGKILL from its end-of-epoch callback, after its last step checkpoint and before the end,
@@ -42,7 +42,7 @@ pieces = [[ids] for ids in tokenizer(captions)["input_ids"]]
 pixels = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 small = TinyModelSettings(embed_dim=32, layers=1, heads=2, image_size=32, patch_size=8, vocab_size=300)
 settings = TrainSettings(epochs=3, lr=1e-3, batch_size=4, temperature=0.1, weight_decay=0.01, warmup_steps=2,
-                         schedule="cosine", grad_clip=1.0, workers=0, checkpoint_every=3)
+                         schedule="cosine", grad_clip=1.0, workers=0, checkpoint_every=3, augment="flip_crop")
 checkpoint = build_tiny(small, tokenizer, 77, seed=3)
 seen = []
 

@@ -126,6 +126,8 @@ class TrainSettings:
     positives: str = dataclasses.field(default="pair", metadata=rule(choices=("pair", "labels")))
     # weight of the attribute heads' labelled loss beside the contrastive one (train.heads); 0: none
     label_weight: float = dataclasses.field(default=0.0, metadata=rule(low=0.0, high=100.0))
+    # training pictures mirrored and randomly cropped (train/augment.py); none: as they are (the report)
+    augment: str = dataclasses.field(default="none", metadata=rule(choices=("none", "flip_crop")))
 
 
 @dataclasses.dataclass(frozen=True)

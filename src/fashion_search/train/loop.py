@@ -6,7 +6,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import torch
@@ -21,6 +21,7 @@ from fashion_search.images import PixelSpec
 from fashion_search.models.clip import (Checkpoint, Encoded, image_embeddings, mean_of_segments, text_embeddings,
                                        text_states, tokens_of_segments)
 from fashion_search.text import Segments, flatten_segments, pad_batch
+from fashion_search.train.augment import augment, batch_generator
 from fashion_search.train.distributed import StepLoss, gather, local_part, mean_over_ranks, synchronised
 from fashion_search.train.heads import AttributeHeads
 from fashion_search.train.loss import ContrastiveLoss, positives_from_codes
@@ -257,6 +258,7 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
     is its own image. With them, `captions` may hold several texts per image (`targets.image_rows`)
     and every image of the batch a text fits is a positive; with `settings.label_weight` > 0 the
     attribute heads (train.heads) add their labelled loss, and are dropped after training.
+    With `settings.augment: flip_crop` every batch's pictures are mirrored and cropped (train.augment).
     """
     session = session or Session()
     runtime = session.runtime
@@ -269,7 +271,10 @@ def train_contrastive(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence
         heads = AttributeHeads(targets.sizes, model.config.projection_dim).to(runtime.device).train()
 
     def make_batch(index: torch.Tensor) -> DeviceBatch:
-        return device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime, targets)
+        batch = device_batch(pixels, captions, index, checkpoint.pad_id, spec, runtime, targets)
+        if settings.augment == "none":
+            return batch
+        return replace(batch, pixels=augment(batch.pixels, batch_generator(seed, index)))
 
     def batch_loss(batch: DeviceBatch) -> torch.Tensor:
         # The loss in fp32: similarities / 0.1 overflow fp16 and lose bf16's few mantissa bits.
