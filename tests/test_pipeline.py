@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import commit_all, copy_project, write_params
@@ -229,6 +230,23 @@ def test_benchmark_of_the_finetuned_model_on_the_test_split_agrees_with_the_stag
     full = json.loads(_run(project, str(Path(sys.executable).parent / "fashion-search"), "benchmark", "--model",
                            "models/finetuned", "--protocol", "marqo"))
     assert full["gallery"]["size"] == json.loads((project / "metrics/data.json").read_text())["pairs"]
+
+
+def test_the_attribute_probe_bench_runs_on_the_pipeline_s_models(project: Path, tmp_path: Path) -> None:
+    """bench/attribute_probe.py (what limits the default, bench/RESULTS.md) on the pipeline's own outputs."""
+    out = tmp_path / "probe.json"
+    _run(project, sys.executable, "bench/attribute_probe.py", "--epochs", "1", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert set(result["probes"]) == {"baseline", "finetuned", "xattn"}
+    for probes in result["probes"].values():
+        assert probes and all(0 <= p["accuracy"] <= 1 and 0 <= p["majority"] <= 1 and p["images"] > 0
+                              for p in probes.values())
+    for run in ("supervised_vit", "supervised_vit_augmented"):
+        assert set(result[run]["val"]) == set(result[run]["train"]) and result[run]["epochs"] == 1
+        assert all(0 <= value <= 1 for split in ("train", "val") for value in result[run][split].values())
+    assert "supervised_cnn_augmented" not in result  # only with --cnn
+    assert set(result["shopper_baseline"]) == {"train", "val"}
+    assert result["shopper_baseline"]["train"]["images"] == len(pd.read_parquet(project / "data/processed/train.parquet"))
 
 
 def test_rerun_from_scratch_gives_identical_metrics(project: Path) -> None:
