@@ -407,13 +407,22 @@ def test_queued_experiments_run_two_at_a_time_all_reach_mlflow(project: Path) ->
     for i, name in enumerate(names):
         _run(project, sys.executable, "-m", "dvc", "exp", "run", "--queue", "-n", name,
              "-S", f"finetune.lr={2 + i}e-5")
-    _run(project, sys.executable, "-m", "dvc", "queue", "start", "-j", "2")
+    # The workers are daemons that inherit the starting command's stdout and stderr: captured, a worker that
+    # outlives its queue (celery's "shutting down due to empty queue" while a task still runs leaves one
+    # idle) would hold the pipes open and block this call forever. Their output goes to their own logs.
+    started = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project, env=_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert started.returncode == 0
     deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline:
-        status = _run(project, sys.executable, "-m", "dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(10)
+    try:
+        while time.monotonic() < deadline:
+            status = _run(project, sys.executable, "-m", "dvc", "queue", "status")
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(10)
+    finally:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=project, env=_env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     assert "Failed" not in status, status
     shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
     assert all(name in shown for name in names)
