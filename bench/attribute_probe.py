@@ -31,6 +31,7 @@ from torch import nn
 from transformers import get_scheduler
 
 from fashion_search.config import load_params, section, seed
+from fashion_search.data.attributes import COLUMNS as ATTRIBUTE_COLUMNS
 from fashion_search.data.attributes import image_attributes
 from fashion_search.data.pairs import read_pairs
 from fashion_search.embedding import embed_images
@@ -45,8 +46,8 @@ from fashion_search.text import load_tokenizer
 from fashion_search.train.augment import augment, batch_generator
 from fashion_search.train.heads import AttributeHeads
 
-COLUMNS = ("gender", "category", "sleeve", "lower_type", "lower_length", "hat", "glasses",
-           "upper_colour", "upper_pattern", "upper_fabric", "lower_colour", "lower_pattern", "lower_fabric")
+# every attribute but the outer layer's (a fifth of the images wear one: too few for a split's probe)
+COLUMNS = tuple(column for column in ATTRIBUTE_COLUMNS if not column.startswith("outer_"))
 RAW, CACHE, SPLITS = Path("data/raw"), Path("data/cache/images"), Path("data/processed")
 
 
@@ -67,7 +68,7 @@ def small_cnn(dim: int) -> nn.Module:
                          nn.Flatten(), nn.Linear(128, dim))
 
 
-def supervised(params: dict, train: pd.DataFrame, val: pd.DataFrame, epochs: int, augmented: bool,
+def supervised(params: dict, attributes: dict[str, pd.DataFrame], epochs: int, augmented: bool,
                encoder: str) -> dict[str, dict[str, float]]:
     """Train an image encoder (the tiny CLIP's vision tower, or `small_cnn`) and the attribute heads on the
     labels alone, with train_baseline's optimiser settings; accuracy per attribute on both splits."""
@@ -85,21 +86,20 @@ def supervised(params: dict, train: pd.DataFrame, val: pd.DataFrame, epochs: int
     else:
         cnn = small_cnn(tiny.embed_dim).train()
         modules, encode = [cnn], cnn
-    pixels = {name: open_cache(CACHE, pairs["image"].tolist(), spec, fit)[:]
-              for name, pairs in (("train", train), ("val", val))}
-    attributes = {name: image_attributes(RAW, pairs["image"].tolist()) for name, pairs in (("train", train), ("val", val))}
+    pixels = {name: open_cache(CACHE, frame.index.tolist(), spec, fit)[:] for name, frame in attributes.items()}
     vocab = {c: {v: i for i, v in enumerate(sorted(attributes["train"][c].dropna().unique()))} for c in COLUMNS}
     labels = {name: codes(frame, vocab) for name, frame in attributes.items()}
     heads = AttributeHeads([len(vocab[c]) for c in COLUMNS], tiny.embed_dim)
     parameters = [p for module in (*modules, heads) for p in module.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-    per_epoch = len(train) // settings.batch_size
+    images = len(attributes["train"])
+    per_epoch = images // settings.batch_size
     schedule = "cosine" if settings.schedule == "cosine" else "constant_with_warmup"  # as train/loop.py
     scheduler = get_scheduler(schedule, optimiser, num_warmup_steps=settings.warmup_steps,
                               num_training_steps=epochs * per_epoch)
     generator = torch.Generator().manual_seed(global_seed)
     for _ in range(epochs):
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(images, generator=generator)
         for step in range(per_epoch):
             index = order[step * settings.batch_size:(step + 1) * settings.batch_size]
             batch = spec.normalise(pixels["train"][index])
@@ -152,21 +152,23 @@ def main() -> None:
     params = load_params()
     fit = section(params, "image").fit
     train, val = read_pairs(SPLITS / "train.parquet", "split"), read_pairs(SPLITS / "val.parquet", "split")
-    attributes = {name: image_attributes(RAW, pairs["image"].tolist()) for name, pairs in (("train", train), ("val", val))}
+    # each split's attributes, indexed by image file name (the rows of the splits, in order)
+    attributes = {name: image_attributes(RAW, pairs["image"].tolist()).set_axis(pairs["image"].tolist())
+                  for name, pairs in (("train", train), ("val", val))}
     result: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                 "torch": torch.__version__, "threads": torch.get_num_threads()},
                     "train_images": len(train), "val_images": len(val), "probes": {}}
     for name in MODELS:
         checkpoint, _ = load_model(Path(f"models/{name}"), name)
-        embeds = {split: embed_images(checkpoint, open_cache(CACHE, pairs["image"].tolist(), checkpoint.pixel_spec, fit),
-                                      128) for split, pairs in (("train", train), ("val", val))}
+        embeds = {split: embed_images(checkpoint, open_cache(CACHE, frame.index.tolist(), checkpoint.pixel_spec, fit),
+                                      128) for split, frame in attributes.items()}
         probes = probe_attributes(embeds["train"], attributes["train"], embeds["val"], attributes["val"], COLUMNS)
         result["probes"][name] = {column: {k: round(v, 3) if isinstance(v, float) else v
                                            for k, v in probe.as_dict().items()} for column, probe in probes.items()}
     runs = [("vit", False), ("vit", True)] + ([("cnn", True)] if args.cnn else [])
     for encoder, augmented in runs:
         start = time.perf_counter()
-        accuracy = supervised(params, train, val, args.epochs, augmented, encoder)
+        accuracy = supervised(params, attributes, args.epochs, augmented, encoder)
         result[f"supervised_{encoder}{'_augmented' if augmented else ''}"] = {
             "epochs": args.epochs, "seconds": round(time.perf_counter() - start, 1), **accuracy}
     result["shopper_baseline"] = shopper_in_and_out_of_sample(params, train, val)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from fashion_search.train import augment as augment_module
 from fashion_search.train.augment import CROP_AREA, augment, batch_generator, crop_boxes
 
 
@@ -32,15 +33,17 @@ def test_boxes_stay_inside_the_picture_and_keep_most_of_it() -> None:
     assert (half_w * half_h).mean() > CROP_AREA
 
 
-def test_a_full_box_without_flip_is_the_picture_and_with_flip_its_mirror() -> None:
-    x = pictures(2)
-
-
-    theta = torch.tensor([[[1.0, 0, 0], [0, 1, 0]], [[-1.0, 0, 0], [0, 1, 0]]])
-    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-    out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    assert torch.allclose(out[0], x[0], atol=1e-6)
-    assert torch.allclose(out[1], x[1].flip(-1), atol=1e-6)
+def test_with_the_whole_picture_kept_each_picture_is_itself_or_its_mirror(monkeypatch) -> None:
+    """With crops of the full area at aspect 1 only the flip is left: `augment` returns each picture
+    unchanged or mirrored left to right, and both happen."""
+    monkeypatch.setattr(augment_module, "CROP_AREA", 1.0)
+    monkeypatch.setattr(augment_module, "CROP_ASPECT", (1.0, 1.0))
+    x = pictures(64)
+    out = augment(x, batch_generator(42, torch.arange(64)))
+    same = [torch.allclose(o, p, atol=1e-5) for o, p in zip(out, x)]
+    mirrored = [torch.allclose(o, p.flip(-1), atol=1e-5) for o, p in zip(out, x)]
+    assert all(a != b for a, b in zip(same, mirrored))
+    assert any(same) and any(mirrored)
 
 
 def test_colours_are_never_changed() -> None:
