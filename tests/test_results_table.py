@@ -161,3 +161,19 @@ def test_readme_check_passes_after_a_rerun_that_changed_the_last_digits(tmp_path
                              "tests/test_results_table.py::test_committed_readme_matches_committed_metrics"],
                             cwd=clone, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_item_small_gallery_and_marqo_tables_show_chance_and_ceiling_when_recorded() -> None:
+    metrics = _metrics()
+    metrics["gallery"].update({**{f"item_chance_t2i_recall_at_{k}": k / 50 for k in (1, 5, 10)},
+                               **{f"small_gallery_ceiling_t2i_recall_at_{k}": 0.9 for k in (1, 5, 10)},
+                               **{f"small_gallery_ceiling_i2t_recall_at_{k}": 1.0 for k in (1, 5, 10)},
+                               "marqo_chance_recall_at_1": 1 / 99, "marqo_chance_recall_at_10": 10 / 99,
+                               "marqo_chance_mrr_at_10": 0.03})
+    lines = render_table(metrics).splitlines()
+    item = _table_after(lines, "**Item level**")
+    assert item[5] == "| Chance | 0.020 | 0.100 | 0.200 | — | — | — | — |"
+    small = _table_after(lines, "**Small galleries**")
+    assert small[6] == "| Ceiling (a perfect ranker) | 0.900 | 0.900 | 0.900 | 1.000 | 1.000 | 1.000 | |"
+    marqo = _table_after(lines, "**Marqo protocol**")
+    assert marqo[5] == "| Chance | 99 (test split) | 0.010 | 0.101 | 0.030 | 0.056 |"

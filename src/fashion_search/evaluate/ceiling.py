@@ -1,4 +1,5 @@
-"""What a perfect ranker could reach under each protocol, computed from the gallery: the ceiling beside chance.
+"""What a perfect ranker could reach under each protocol, computed from the gallery (the ceiling), and what a
+random order scores in expectation where that is not simply K / gallery size (chance).
 
 A ranker sees a query's text, never which pair it came from, so queries with identical text get one
 and the same ranking. When the views of a product share a caption, only min(K, n) of the n images
@@ -11,6 +12,7 @@ top K), the best any model can do; ties count against it here too.
 from __future__ import annotations
 
 from collections import Counter
+from math import comb
 
 import pandas as pd
 
@@ -53,3 +55,31 @@ def item_i2t_ceiling(captions: pd.Series, items: pd.Series, k: int) -> float:
         others = min(sum(1 for owner in per_text[text] if owner != item) for text in set(texts))
         hits += len(texts) * (others < k)  # every view of the product is a query with the same best text
     return hits / len(frame)
+
+
+def random_hit_rate(relevant: int, gallery: int, k: int) -> float:
+    """Chance that a random order of `gallery` images puts at least one of `relevant` in the top k:
+    1 - C(N - n, k) / C(N, k)."""
+    k = min(k, gallery)
+    return 1.0 - comb(gallery - relevant, k) / comb(gallery, k)
+
+
+def random_reciprocal_rank(relevant: int, gallery: int, k: int) -> float:
+    """Expected 1 / rank of the first of `relevant` images in a random order, 0 beyond k (chance MRR@k):
+    the first relevant is at rank r with probability C(N - r, n - 1) / C(N, n)."""
+    total = comb(gallery, relevant)
+    return sum(comb(gallery - rank, relevant - 1) / total / rank for rank in range(1, min(k, gallery) + 1))
+
+
+def item_t2i_chance(items: pd.Series, k: int) -> float:
+    """Item level text to image in a random order: each caption query hits when any of its product's views
+    is in the top k, so a product with more views is likelier to be hit by chance than K / gallery size."""
+    views = items.value_counts()
+    return float(sum(count * random_hit_rate(int(count), len(items), k) for count in views) / len(items))
+
+
+def marqo_chance_mrr(captions: pd.Series, queries: list[str], k: int) -> float:
+    """Marqo protocol's MRR@k in a random order, from the rank of each query's first relevant image (its
+    recall@k is k / N in expectation, whatever the number of relevant images)."""
+    sizes, size = captions.value_counts(), len(captions)
+    return sum(random_reciprocal_rank(int(sizes[query]), size, k) for query in queries) / len(queries)

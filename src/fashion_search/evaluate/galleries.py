@@ -10,6 +10,7 @@ Pairs left over after the last full gallery sit out that draw.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
@@ -49,6 +50,18 @@ def small_gallery_i2t_chance(captions: Sequence[str], size: int, draws: int, see
         for k, values in shares.items():
             values += [min(1.0, k / distinct)] * len(members)
     return {k: sum(values) / len(values) for k, values in shares.items()}
+
+
+def small_gallery_t2i_ceiling(captions: Sequence[str], size: int, draws: int, seed: int,
+                              ks: Iterable[int]) -> dict[int, float]:
+    """What a perfect ranker reaches text to image within the same galleries: the captions a gallery's
+    views share get one ranking (evaluate/ceiling.py), so only min(k, n) of their n images can be hits."""
+    shares: dict[int, list[float]] = {k: [] for k in ks}
+    for members in small_galleries(len(captions), size, draws, seed):
+        counts = Counter(captions[i] for i in members.tolist())
+        for k, values in shares.items():
+            values.append(sum(min(k, n) for n in counts.values()) / len(members))
+    return {k: sum(values) / len(values) for k, values in shares.items()}  # every gallery has `size` members
 
 
 def gallery_key(size: int) -> str:

@@ -12,10 +12,13 @@ import pandas as pd
 import torch
 
 from fashion_search.config import EvaluateSettings
-from fashion_search.evaluate.galleries import gallery_key, small_gallery_i2t_chance, small_gallery_ranks
+from fashion_search.evaluate.galleries import (gallery_key, small_gallery_i2t_chance, small_gallery_ranks,
+                                              small_gallery_t2i_ceiling)
 from fashion_search.evaluate.item import item_groups
-from fashion_search.evaluate.ceiling import item_i2t_ceiling, item_t2i_ceiling, marqo_ceiling, strict_t2i_ceiling
+from fashion_search.evaluate.ceiling import (item_i2t_ceiling, item_t2i_ceiling, item_t2i_chance, marqo_ceiling,
+                                            marqo_chance_mrr, strict_t2i_ceiling)
 from fashion_search.evaluate.marqo import MARQO_KS, marqo_metrics, marqo_queries, marqo_ranking
+from fashion_search.evaluate.marqo import MRR_CUTOFF as MARQO_MRR_CUTOFF
 from fashion_search.evaluate.retrieval import Retriever, direction_metrics, recall_curve
 from fashion_search.evaluate.strict import strict_i2t_ranks, strict_t2i_groups
 
@@ -88,4 +91,11 @@ def gallery_description(pairs: pd.DataFrame, settings: EvaluateSettings, seed: i
                for k in settings.ks},
             **{f"item_ceiling_i2t_recall_at_{k}": item_i2t_ceiling(captions, pairs["item_id"], k)
                for k in settings.ks},
-            **{f"marqo_ceiling_recall_at_{k}": marqo_ceiling(captions, marqo, k) for k in MARQO_KS}}
+            **{f"marqo_ceiling_recall_at_{k}": marqo_ceiling(captions, marqo, k) for k in MARQO_KS},
+            **{f"item_chance_t2i_recall_at_{k}": item_t2i_chance(pairs["item_id"], k) for k in settings.ks},
+            **{f"small_gallery_ceiling_t2i_recall_at_{k}": value for k, value in small_gallery_t2i_ceiling(
+                captions.tolist(), settings.gallery_size, settings.gallery_draws, seed, settings.ks).items()},
+            # image to text ranks the gallery's distinct captions: each image's own is first for a perfect ranker
+            **{f"small_gallery_ceiling_i2t_recall_at_{k}": 1.0 for k in settings.ks},
+            **{f"marqo_chance_recall_at_{k}": min(1.0, k / size) for k in MARQO_KS},
+            f"marqo_chance_mrr_at_{MARQO_MRR_CUTOFF}": marqo_chance_mrr(captions, marqo, MARQO_MRR_CUTOFF)}
