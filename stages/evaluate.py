@@ -1,7 +1,7 @@
 """Stage evaluate: every measure (strict, item level, Marqo protocol, small galleries, by attribute, shopper
 queries) for baseline, finetuned and xattn on the test split, with intervals and paired differences; the
 figures `serve.select_by` chooses by, on the validation split; Recall@K plots, the retrieval grid, and the test
-rankings as TREC run files with their qrels."""
+rankings as TREC run files with their qrels; metrics/headline.json, the few figures `dvc exp show` shows."""
 
 import argparse
 from pathlib import Path
@@ -14,6 +14,7 @@ from fashion_search.data.pairs import read_pairs, require
 from fashion_search.device import pick_runtime
 from fashion_search.evaluate.attributes import query_attributes, unlabelled_queries
 from fashion_search.evaluate.grid import draw_grid
+from fashion_search.evaluate.headline import headline
 from fashion_search.evaluate.measures import gallery_description
 from fashion_search.evaluate.pipeline import (ShopperGallery, TestGallery, evaluate_model, flat_metric_names,
                                               paired_differences, record_models, test_metrics, trec_judgements,
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--raw", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--headline", type=Path, required=True, help="the figures `dvc exp show` shows")
     parser.add_argument("--by-attribute", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
     parser.add_argument("--grid", type=Path, required=True)
@@ -84,6 +86,7 @@ def main() -> None:
             for curve, values in result.measured.curves.items():
                 logger.log_series(f"{name}/{curve}_recall_at_k", values, first_step=1)
         write_json(args.metrics, metrics)
+        write_json(args.headline, headline(metrics))
         write_json(args.by_attribute, by_attribute)
         with atomic_path(args.plots) as tmp:
             tmp.mkdir()

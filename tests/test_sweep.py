@@ -24,7 +24,7 @@ def _row(name: str, lr, p10: float | None = 0.3, created: str = "2026-11-30T10:0
         for column, key in sweep.COLUMNS:
             value = p10 if "shopper_p10" in column else 0.6 if "item" in column else 0.01
             value = value - 0.05 if column.endswith("_low") else value + 0.05 if column.endswith("_high") else value
-            row[("metrics/evaluate.json:" if prefixed else "") + key] = value
+            row[(f"{sweep.METRICS_FILE}:" if prefixed else "") + key] = value
     return row
 
 
@@ -39,7 +39,7 @@ def test_one_row_per_value_sorted_the_newest_when_a_value_ran_twice() -> None:
     assert [(row[PARAM], row["experiment"]) for row in rows] == [(1e-6, "lr-1e-6"), (1e-4, "lr-1e-4"),
                                                                  (3e-4, "lr-3e-4")]
     small = _row("small", 1e-5, 0.3)  # a small run's validation split may have no shopper figure: still a row
-    del small["validation.finetuned.shopper_ndcg_at_10"]
+    del small["finetuned.validation_shopper_ndcg10"]
     (row,) = sweep.sweep_rows(PARAM, [small])
     assert row["validation_finetuned_shopper_ndcg10"] is None
     assert "by item T→I R@10" in sweep.render([row], PARAM) and "| —, 0.600 |" in sweep.render([row], PARAM)

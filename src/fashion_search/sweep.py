@@ -17,29 +17,29 @@ from typing import Any
 
 from fashion_search.errors import DataError, UsageError
 
-# what each row reports, as (column, the flattened key in metrics/evaluate.json)
+# what each row reports, as (column, the flattened key in metrics/headline.json)
 COLUMNS = (
-    ("finetuned_shopper_p10", "finetuned.shopper.headline.precision_at_10"),
-    ("finetuned_shopper_p10_low", "finetuned.shopper.headline.precision_at_10_low"),
-    ("finetuned_shopper_p10_high", "finetuned.shopper.headline.precision_at_10_high"),
-    ("finetuned_item_t2i_r10", "finetuned.item.t2i_recall_at_10"),
-    ("finetuned_item_t2i_r10_low", "finetuned.item.t2i_recall_at_10_low"),
-    ("finetuned_item_t2i_r10_high", "finetuned.item.t2i_recall_at_10_high"),
-    ("finetuned_minus_baseline_p10", "differences.finetuned_vs_baseline.shopper_precision_at_10.mean"),
-    ("finetuned_minus_baseline_p10_low", "differences.finetuned_vs_baseline.shopper_precision_at_10.low"),
-    ("finetuned_minus_baseline_p10_high", "differences.finetuned_vs_baseline.shopper_precision_at_10.high"),
-    ("finetuned_minus_baseline_item_r10", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.mean"),
-    ("finetuned_minus_baseline_item_r10_low", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.low"),
-    ("finetuned_minus_baseline_item_r10_high", "differences.finetuned_vs_baseline.item_t2i_recall_at_10.high"),
+    ("finetuned_shopper_p10", "finetuned.shopper_p10"),
+    ("finetuned_shopper_p10_low", "finetuned.shopper_p10_low"),
+    ("finetuned_shopper_p10_high", "finetuned.shopper_p10_high"),
+    ("finetuned_item_t2i_r10", "finetuned.item_r10"),
+    ("finetuned_item_t2i_r10_low", "finetuned.item_r10_low"),
+    ("finetuned_item_t2i_r10_high", "finetuned.item_r10_high"),
+    ("finetuned_minus_baseline_p10", "finetuned_minus_baseline.shopper_p10"),
+    ("finetuned_minus_baseline_p10_low", "finetuned_minus_baseline.shopper_p10_low"),
+    ("finetuned_minus_baseline_p10_high", "finetuned_minus_baseline.shopper_p10_high"),
+    ("finetuned_minus_baseline_item_r10", "finetuned_minus_baseline.item_r10"),
+    ("finetuned_minus_baseline_item_r10_low", "finetuned_minus_baseline.item_r10_low"),
+    ("finetuned_minus_baseline_item_r10_high", "finetuned_minus_baseline.item_r10_high"),
     # the validation split: where a value is chosen (by the served model's criterion), never on test
-    ("validation_finetuned_shopper_ndcg10", "validation.finetuned.shopper_ndcg_at_10"),
-    ("validation_finetuned_item_t2i_r10", "validation.finetuned.item_t2i_recall_at_10"),
+    ("validation_finetuned_shopper_ndcg10", "finetuned.validation_shopper_ndcg10"),
+    ("validation_finetuned_item_t2i_r10", "finetuned.validation_item_r10"),
 )
 # what a value is chosen by, in order of preference (a small run's validation split may have no shopper figure)
 CHOSEN_BY = {"validation_finetuned_shopper_ndcg10": "shopper nDCG@10",
              "validation_finetuned_item_t2i_r10": "item T→I R@10"}
 OPTIONAL = set(CHOSEN_BY)
-METRICS_FILE = "metrics/evaluate.json"
+METRICS_FILE = "metrics/headline.json"
 
 
 def _lookup(row: dict[str, Any], key: str, source: str) -> Any:
