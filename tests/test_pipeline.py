@@ -281,6 +281,8 @@ def test_experiment_with_a_changed_learning_rate_is_tracked(lr_experiment: Path)
     assert len(tagged) == 1 and float(tagged[0].data.params["finetune.lr"]) == pytest.approx(1e-4)
     shown = _run(project, sys.executable, "-m", "dvc", "exp", "show", "--json")
     assert "lr-1e-4" in shown
+    # the headline and the time, not the hundreds of columns of evaluate.json
+    assert "shopper_p10_low" in shown and "pipeline_seconds" in shown and "gallery_32" not in shown
 
 
 def _evaluate_runs(client, experiment_id: str, exp_name: str) -> list:
