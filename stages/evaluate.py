@@ -60,7 +60,11 @@ def main() -> None:
     attributes = query_attributes(gallery.pairs["image"].tolist(), args.raw)
     queries = [*settings.queries, gallery.pairs["caption"].iloc[0]]
     train_images = read_pairs(args.train, "split")["image"].tolist()
-    shopper = ShopperGallery.build(gallery.pairs["image"].tolist(), args.raw, settings, seed_value, train_images)
+    # the short texts the models trained on: train_baseline's alt texts (finetune's, with the same seed, are
+    # the first of the same texts per image)
+    alt_texts = max(section(params, "train_baseline").alt_texts, section(params, "finetune").alt_texts)
+    shopper = ShopperGallery.build(gallery.pairs["image"].tolist(), args.raw, settings, seed_value, train_images,
+                                   alt_texts)
     shopper_validation = ShopperGallery.build(validation.pairs["image"].tolist(), args.raw, settings, seed_value)
 
     with start_run("evaluate", stage_params(params, "evaluate")) as logger:

@@ -80,7 +80,11 @@ def _with_shopper(metrics: dict) -> dict:
     for name, scale in (("baseline", 1.0), ("finetuned", 0.5), ("xattn", 0.5)):
         metrics[name]["shopper"] = {"headline": {**headline, "precision_at_10": 0.5 * scale},
                                     "families": {"2_attributes": {**family, "unseen_in_training": {
-                                        "combinations": 2, "precision_at_10": 0.25, "ndcg_at_10": 0.3}}}}
+                                        "combinations": 2, "precision_at_10": 0.25, "ndcg_at_10": 0.3},
+                                        "unstated_in_short_texts": {"combinations": 5, "precision_at_10": 0.125,
+                                                                    "ndcg_at_10": 0.2},
+                                        "stated_in_short_texts": {"combinations": 7, "precision_at_10": 0.75,
+                                                                  "ndcg_at_10": 0.8}}}}
     metrics["differences"] = {"finetuned_vs_baseline": {"shopper_precision_at_10": {
         "mean": -0.25, "low": -0.3, "high": -0.2, "excludes_0": True}}}
     metrics["validation"] = {name: {"shopper_ndcg_at_10": 0.1 * (i + 1)} for i, name in enumerate(
@@ -94,8 +98,11 @@ def test_shopper_difference_and_validation_tables() -> None:
     shopper = _table_after(lines, "**Shopper protocol**")
     assert shopper[2].startswith("| Baseline") and "| 0.500 [0.400–0.600] | 0.550 [0.450–0.650] |" in shopper[2]
     assert shopper[-1] == "| Chance (base rate) | 0.040 | 0.040 | | |"
-    families = _table_after(lines, "| Family |")
-    assert families[0] == "| 2 attributes | 12 | 0.040 | 0.500 | 0.500 | 0.500 | 2, 0.250 |"
+    families = _table_after(lines, "| Family | Combinations")
+    assert families[0] == "| 2 attributes | 12 | 0.040 | 0.500 | 0.500 | 0.500 | 2, 0.250 | 5, 0.125 | 0.750 |"
+    per_model = _table_after(lines, "| Family | baseline nDCG@10")
+    assert per_model[0] == ("| 2 attributes | 0.550 | 0.700 | 0.020 | 0.550 | 0.700 | 0.020 | 0.550 | 0.700 | 0.020 "
+                            "| — | — |")
     assert "| finetuned − baseline | shopper precision at 10 | -0.250 [-0.300, -0.200] | yes |" in lines
     validation = _table_after(lines, "**Validation split**")
     assert validation[4].startswith("| Cross-modal attention") and validation[4].endswith("| 0.300 |")

@@ -204,3 +204,36 @@ def test_measure_family_averages_phrasings_per_combination() -> None:
     result = shopper.measure_family(family, attributes, scores)
     assert result.per_combination["precision_at_10"] == [pytest.approx((0.3 + 0.1 + 0.1) / 3)]
     assert result.base_rate == pytest.approx(3 / 12)
+
+
+def test_a_combination_is_unstated_when_no_short_text_says_all_of_it_on_its_garment() -> None:
+    from fashion_search.data.alt_text import AltText, stated_attributes
+
+    columns = pd.Index(COLUMNS)
+    texts = [AltText("photo of a red skirt", {"category": "Skirts", "lower_type": "skirt", "lower_colour": "red"}),
+             AltText("photo of a floral top", {"upper_pattern": "floral"}),  # "top": no category stated
+             AltText("pictured: a floral blouse", {"category": "Blouses_Shirts", "upper_pattern": "floral"})]
+    stated = stated_attributes(texts, columns)
+    family = shopper.Family("2_attributes", [Combination("skirt", (("colour", "red"),)),
+                                             Combination("skirt", (("pattern", "floral"),)),  # floral said of tops
+                                             Combination("top", (("pattern", "floral"),))], [["a"], ["b"], ["c"]])
+    assert shopper.unstated_in_short_texts(family, stated) == [False, True, False]
+    assert shopper.unstated_in_short_texts(family, None) == [False, False, False]
+
+
+def test_the_unstated_and_stated_figures_split_the_family() -> None:
+    from fashion_search.data.alt_text import AltText, stated_attributes
+
+    gallery = _frame(_image(lower_colour="red"), _image(lower_pattern="floral"), _image(lower_colour="blue"))
+    combinations = [Combination("skirt", (("colour", "red"),)), Combination("skirt", (("pattern", "floral"),))]
+    family = shopper.Family("2_attributes", combinations, [["red skirt"], ["floral skirt"]])
+    stated = stated_attributes([AltText("photo of a red skirt", {"lower_type": "skirt", "lower_colour": "red"})],
+                               pd.Index(COLUMNS))
+    scores = torch.tensor([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])  # both queries put the red skirt first
+    result = shopper.evaluate_families([family], gallery, lambda texts: scores[:len(texts)], 42, gallery, stated)
+    entry = result.metrics["families"]["2_attributes"]
+    assert entry["unstated_in_short_texts"]["combinations"] == 1
+    assert entry["stated_in_short_texts"]["combinations"] == 1
+    assert entry["stated_in_short_texts"]["ndcg_at_10"] == pytest.approx(1.0)  # red skirt: its one image first
+    assert entry["unstated_in_short_texts"]["ndcg_at_10"] < 1.0  # floral skirt: its image second
+    assert "unseen_in_training" not in entry  # the training images show both

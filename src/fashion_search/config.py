@@ -265,7 +265,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train_baseline": ("seed", "runtime", "model", "text.max_tokens", "image.fit", "train_baseline"),
     "finetune": ("seed", "runtime", "image.fit", "finetune"),
     "train_xattn": ("seed", "runtime", "image.fit", "xattn"),
-    "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "retrieval"),
+    "evaluate": ("seed", "runtime", "image.fit", "text", "evaluate", "retrieval", "train_baseline.alt_texts",
+                 "finetune.alt_texts"),
     "index": ("seed", "runtime", "image.fit", "text", "retrieval", "evaluate.shopper", "serve.model",
               "serve.select_by", "serve.gallery", "serve.faiss", "serve.batch_size", "serve.examples"),
 }

@@ -133,14 +133,30 @@ def _shopper_tables(metrics: dict) -> list[str]:
         lines.append(f"| Ceiling (a perfect ranker) | {head['ceiling_precision_at_10']:.3f} | | | |")
     families = metrics[MODELS[0]]["shopper"]["families"]
     lines += ["", "| Family | Combinations | Base rate | " + " | ".join(f"{name} P@10" for name in MODELS)
-              + " | unseen in training: combinations, P@10 (" + MODELS[0] + ") |",
-              "|---|---|---|" + "---|" * len(MODELS) + "---|"]
+              + f" | unseen in training: combinations, P@10 ({MODELS[0]}) | never said together in a short "
+              f"training text: combinations, P@10 ({MODELS[0]}) | said together: P@10 ({MODELS[0]}) |",
+              "|---|---|---|" + "---|" * len(MODELS) + "---|---|---|"]
     for family, row in families.items():
         cells = [f"{metrics[name]['shopper']['families'][family]['precision_at_10']:.3f}" for name in MODELS]
-        unseen = row.get("unseen_in_training")
-        novel = f"{unseen['combinations']}, {unseen['precision_at_10']:.3f}" if unseen else "0"
+        subsets = []
+        for key in ("unseen_in_training", "unstated_in_short_texts"):
+            subset = row.get(key)
+            subsets.append(f"{subset['combinations']}, {subset['precision_at_10']:.3f}" if subset else "0")
+        stated = row.get("stated_in_short_texts")
+        subsets.append(f"{stated['precision_at_10']:.3f}" if stated else "—")
         lines.append(f"| {FAMILY_LABELS.get(family, family)} | {row['combinations']} | {row['base_rate']:.3f} | "
-                     + " | ".join(cells) + f" | {novel} |")
+                     + " | ".join(cells + subsets) + " |")
+    lines += ["", "| Family | " + " | ".join(f"{name} nDCG@10 | {name} R@50 | {name} binding errors@10"
+                                              for name in MODELS) + " | chance nDCG@10 | chance R@50 |",
+              "|---|" + "---|---|---|" * len(MODELS) + "---|---|"]
+    for family, row in families.items():
+        cells = []
+        for name in MODELS:
+            entry = metrics[name]["shopper"]["families"][family]
+            cells += [f"{entry['ndcg_at_10']:.3f}", f"{entry['recall_at_50']:.3f}",
+                      f"{entry['binding_errors_at_10']:.3f}"]
+        chance = [f"{row[key]:.3f}" if key in row else "—" for key in ("chance_ndcg_at_10", "chance_recall_at_50")]
+        lines.append(f"| {FAMILY_LABELS.get(family, family)} | " + " | ".join(cells + chance) + " |")
     return lines
 
 

@@ -180,3 +180,7 @@ def alt_texts(attributes: pd.DataFrame, per_image: int, seed: int) -> tuple[list
                 texts.append(text)
     return owners, texts
 
+
+def stated_attributes(texts: list[AltText], columns: pd.Index) -> pd.DataFrame:
+    """What each text states, one row per text in the attribute table's columns (NaN: not stated)."""
+    return pd.DataFrame([text.stated for text in texts], columns=columns, dtype=object)

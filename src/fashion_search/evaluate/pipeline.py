@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from fashion_search.config import EvaluateSettings, TextSettings
+from fashion_search.data.alt_text import alt_texts, stated_attributes
 from fashion_search.data.attributes import image_attributes
 from fashion_search.data.layout import IMAGES_DIR
 from fashion_search.device import CPU, Runtime
@@ -69,19 +70,25 @@ class TestGallery:
 @dataclass
 class ShopperGallery:
     """A gallery's attributes and the shopper queries built from them; `training` (the train split's
-    attributes) tells which combinations no training image shows."""
+    attributes) tells which combinations no training image shows, `stated` (what each short training text
+    states) which no short text says together."""
 
     attributes: pd.DataFrame
     families: list[Family]
     training: pd.DataFrame | None = None
+    stated: pd.DataFrame | None = None
 
     @classmethod
     def build(cls, images: list[str], raw: Path, settings: EvaluateSettings, seed: int,
-              training_images: list[str] | None = None) -> ShopperGallery:
+              training_images: list[str] | None = None, alt_texts_per_image: int = 0) -> ShopperGallery:
+        """`alt_texts_per_image`: the training's alt texts per image (the same seed gives the same texts)."""
         attributes = image_attributes(raw, images)
         families = build_families(attributes, settings.shopper.min_relevant, settings.shopper.max_queries, seed)
         training = image_attributes(raw, training_images) if training_images is not None else None
-        return cls(attributes, families, training)
+        stated = None
+        if training is not None and alt_texts_per_image > 0:
+            stated = stated_attributes(alt_texts(training, alt_texts_per_image, seed)[1], training.columns)
+        return cls(attributes, families, training, stated)
 
 
 def encode_queries(checkpoint: Checkpoint, queries: list[str], settings: EvaluateSettings, text: TextSettings,
@@ -206,7 +213,7 @@ def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attribut
     if shopper is not None:
         result.shopper = evaluate_families(shopper.families, shopper.attributes,
                                            shopper_scores(checkpoint, scorer, images, settings, text, rerank_k,
-                                                          runtime), seed, shopper.training)
+                                                          runtime), seed, shopper.training, shopper.stated)
         result.rankings[SHOPPER] = result.shopper.scores
     if scorer is not None:
         result.dual_encoder = reranking_result(checkpoint, None, images, texts, gallery, settings, seed, text,

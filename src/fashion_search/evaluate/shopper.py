@@ -337,6 +337,22 @@ def unseen_in_training(family: Family, training: pd.DataFrame | None) -> list[bo
     return [not relevant(training, c).any() for c in family.combinations]
 
 
+def unstated_in_short_texts(family: Family, stated: pd.DataFrame | None) -> list[bool]:
+    """Whether no short training text states the whole combination: each alt text's stated attributes
+    (data/alt_text.py records them) read as a row of attributes, judged by the protocol's relevance rule.
+    Captions state every labelled attribute of their image, so only the short texts can leave a
+    combination unsaid while its attributes are each said elsewhere."""
+    if stated is None or stated.empty:
+        return [False] * len(family.combinations)
+    return [not relevant(stated, c).any() for c in family.combinations]
+
+
+def _subset_figures(result: FamilyResult, chosen: list[bool]) -> dict[str, float | int]:
+    return {"combinations": int(sum(chosen)),
+            **{name: float(np.mean([v for v, c in zip(result.per_combination[name], chosen) if c]))
+               for name in ("precision_at_10", "ndcg_at_10")}}
+
+
 def all_phrasings(families: Iterable[Family]) -> list[str]:
     return [text for family in families for text in family.flat()[0]]
 
@@ -358,9 +374,11 @@ class ShopperResult:
 
 
 def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scores_for: ScoreFn, seed: int,
-                      training: pd.DataFrame | None = None) -> ShopperResult:
+                      training: pd.DataFrame | None = None, stated: pd.DataFrame | None = None) -> ShopperResult:
     """Every family's measures with a bootstrap interval over combinations, the base rate and chance
-    beside them, the combinations no training image shows, and the headline (2- and 3-attribute mean)."""
+    beside them, the combinations no training image shows, those no short training text states together
+    (`stated`: one row of stated attributes per alt text) against those one does, and the headline
+    (2- and 3-attribute mean)."""
     texts = all_phrasings(families)
     scores = scores_for(texts) if texts else torch.empty(0, len(attributes))
     metrics: dict = {"families": {}}
@@ -383,10 +401,12 @@ def evaluate_families(families: Sequence[Family], attributes: pd.DataFrame, scor
                 entry[f"{name}_low"], entry[f"{name}_high"] = interval["low"], interval["high"]
         unseen = unseen_in_training(family, training)
         if any(unseen):
-            entry["unseen_in_training"] = {
-                "combinations": int(sum(unseen)),
-                **{name: float(np.mean([v for v, u in zip(result.per_combination[name], unseen) if u]))
-                   for name in ("precision_at_10", "ndcg_at_10")}}
+            entry["unseen_in_training"] = _subset_figures(result, unseen)
+        unstated = unstated_in_short_texts(family, stated)
+        if any(unstated):
+            entry["unstated_in_short_texts"] = _subset_figures(result, unstated)
+            if not all(unstated):
+                entry["stated_in_short_texts"] = _subset_figures(result, [not u for u in unstated])
         metrics["families"][family.name] = entry
     headline = [r for r in results if r.name in HEADLINE_FAMILIES]
     if headline:
