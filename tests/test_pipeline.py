@@ -92,6 +92,10 @@ def test_repro_writes_metrics_for_every_model(project: Path) -> None:
                     assert 0.0 <= metrics[model][protocol][f"{direction}_recall_at_{k}"] <= 1.0
                 assert metrics[model][protocol][f"{direction}_mean_rank"] >= 1.0
         assert metrics[model]["item"]["t2i_recall_at_1"] >= metrics[model]["strict"]["t2i_recall_at_1"]
+        for direction in ("t2i", "i2t"):  # intervals over products, the independent unit
+            strict = metrics[model]["strict"]
+            assert (strict[f"{direction}_recall_at_10_low"] <= strict[f"{direction}_recall_at_10"]
+                    <= strict[f"{direction}_recall_at_10_high"])
         assert 0.0 <= metrics[model]["marqo"]["recall_at_1"] <= metrics[model]["marqo"]["recall_at_10"] <= 1.0
     split = json.loads((project / "metrics/split.json").read_text())
     assert metrics["gallery"]["size"] == split["test_pairs"]

@@ -184,3 +184,13 @@ def test_item_small_gallery_and_marqo_tables_show_chance_and_ceiling_when_record
     assert small[6] == "| Ceiling (a perfect ranker) | 0.900 | 0.900 | 0.900 | 1.000 | 1.000 | 1.000 | |"
     marqo = _table_after(lines, "**Marqo protocol**")
     assert marqo[5] == "| Chance | 99 (test split) | 0.010 | 0.101 | 0.030 | 0.056 |"
+
+
+def test_the_strict_table_says_its_intervals_over_products_when_recorded() -> None:
+    metrics = _metrics()
+    for name in ("baseline", "finetuned", "xattn"):
+        metrics[name]["strict"].update(t2i_recall_at_10_low=0.3, t2i_recall_at_10_high=0.5,
+                                       i2t_recall_at_10_low=0.6, i2t_recall_at_10_high=0.7)
+    strict = next(line for line in render_table(metrics).splitlines() if line.startswith("**Strict**"))
+    assert "T→I R@10 95% intervals over products: baseline [0.300–0.500]" in strict
+    assert "I→T R@10 95% intervals over products: baseline [0.600–0.700]" in strict

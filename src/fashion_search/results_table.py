@@ -160,13 +160,17 @@ def _shopper_tables(metrics: dict) -> list[str]:
     return lines
 
 
-def _item_interval_note(metrics: dict) -> str:
-    rows = [metrics[name]["item"] for name in MODELS]
-    if not all("t2i_recall_at_10_low" in row for row in rows):
-        return ""
-    spans = ", ".join(f"{name} [{row['t2i_recall_at_10_low']:.3f}–{row['t2i_recall_at_10_high']:.3f}]"
-                      for name, row in zip(MODELS, rows))
-    return f" T→I R@10 95% intervals over products: {spans}."
+def _interval_note(metrics: dict, protocol: str = "item", directions: tuple[str, ...] = ("t2i",)) -> str:
+    """The models' Recall@10 95% intervals over products, where the metrics have them."""
+    rows = [metrics[name][protocol] for name in MODELS]
+    notes = []
+    for direction in directions:
+        if not all(f"{direction}_recall_at_10_low" in row for row in rows):
+            continue
+        spans = ", ".join(f"{name} [{row[f'{direction}_recall_at_10_low']:.3f}–{row[f'{direction}_recall_at_10_high']:.3f}]"
+                          for name, row in zip(MODELS, rows))
+        notes.append(f" {'T→I' if direction == 't2i' else 'I→T'} R@10 95% intervals over products: {spans}.")
+    return "".join(notes)
 
 
 def _difference_table(metrics: dict) -> list[str]:
@@ -220,11 +224,12 @@ def render_table(metrics: dict) -> str:
     sections += [
         f"**Strict** (the report's protocol): one query per test caption, the hit is its own image; "
         f"{gallery['size']} test images; image to text ranks the {gallery['unique_captions']} distinct captions, "
-        "the hit is the image's own caption; ties count against the query.",
+        "the hit is the image's own caption; ties count against the query." + _interval_note(metrics, "strict",
+                                                                                            ("t2i", "i2t")),
         "", *_recall_table(metrics, "strict", {**_chance(gallery, "", ks), "median_rank": (gallery["size"] + 1) / 2},
                            _ceiling(gallery, "", ks)),
         "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products)."
-            + _item_interval_note(metrics),
+            + _interval_note(metrics),
         "", *_recall_table(metrics, "item", _item_chance(gallery, ks), _ceiling(gallery, "item_", ks)),
         "", f"**Small galleries**: strict recall within random galleries of {small} test pairs, "
             f"{gallery['small_gallery_draws']} draws (the report's batches of 32).",

@@ -46,6 +46,7 @@ class ModelResult:
     shopper: ShopperResult | None = None
     item_hits: dict[str, float] = field(default_factory=dict)  # product -> its captions' item-level t2i hit@10
     item_reciprocal: dict[str, float] = field(default_factory=dict)  # product -> item-level t2i reciprocal rank@10
+    strict_hits: dict[str, dict[str, float]] = field(default_factory=dict)  # direction -> product -> strict hit@10
     # a model that re-ranks: the same figures from its own dual encoder alone, to show what re-ranking adds,
     # and re-ranked by late interaction over the same encoder's token states, the training-free alternative
     dual_encoder: ModelResult | None = None
@@ -208,6 +209,8 @@ def evaluate_model(name: str, model: LoadedModel, gallery: TestGallery, attribut
     item_ranks = measured.ranks["item"]["t2i"]
     result = ModelResult(measured, by_attribute, grid,
                          item_hits=item_hits_by_product(item_ranks, gallery.pairs["item_id"]),
+                         strict_hits={direction: item_hits_by_product(ranks, gallery.pairs["item_id"])
+                                      for direction, ranks in measured.ranks["strict"].items()},
                          item_reciprocal=item_reciprocal_by_product(item_ranks, gallery.pairs["item_id"]),
                          rankings=caption_rankings(texts, images, settings.chunk_size, score_pairs, rerank_k))
     if shopper is not None:
@@ -284,6 +287,9 @@ def test_metrics(result: ModelResult, seed: int) -> dict[str, Any]:
     metrics: dict[str, Any] = dict(result.measured.metrics)
     metrics["item"] = {**metrics["item"], **{f"t2i_recall_at_10_{end}": value for end, value in bootstrap_mean(
         list(result.item_hits.values()), seed).items() if end != "mean"}}
+    for direction, hits in result.strict_hits.items():  # the views of a product share a caption: products resampled
+        metrics["strict"] = {**metrics["strict"], **{f"{direction}_recall_at_10_{end}": value for end, value in
+                                                     bootstrap_mean(list(hits.values()), seed).items() if end != "mean"}}
     if result.shopper is not None:
         metrics["shopper"] = result.shopper.metrics
     if result.dual_encoder is not None:
