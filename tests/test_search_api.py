@@ -305,15 +305,35 @@ def test_similar_with_bad_k_is_a_400(client: TestClient, engine: SearchEngine) -
 
 # --- the weak-match notice -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("threshold", "weak"), [(1.01, True), (-1.01, False)])
-def test_weak_match_follows_the_best_cosine_and_the_calibrated_threshold(project: Path, engine: SearchEngine,
-                                                                         threshold: float, weak: bool) -> None:
+def calibrated_client(project: Path, engine: SearchEngine, weak_match: dict) -> TestClient:
     index = engine.index
-    reference = {**index.reference, "weak_match": {"threshold": threshold, "quantile": 0.05, "queries": 9}}
-    calibrated = SearchEngine(type(index)(index.ids, index.paths, index.embeddings, reference, index.faiss_index,
-                                          index.captions, index.facets), engine.checkpoint, None, project)
-    body = TestClient(create_app(calibrated)).get("/search", params={"q": "a red dress", "k": 3}).json()
+    reference = {**index.reference, "weak_match": weak_match}
+    return TestClient(create_app(SearchEngine(type(index)(index.ids, index.paths, index.embeddings, reference,
+                                                          index.faiss_index, index.captions, index.facets),
+                                              engine.checkpoint, None, project)))
+
+
+@pytest.mark.parametrize(("threshold", "weak"), [(1.01, True), (-1.01, False), (None, None)])
+def test_weak_match_follows_the_best_cosine_and_the_calibrated_threshold(project: Path, engine: SearchEngine,
+                                                                         threshold: float | None,
+                                                                         weak: bool | None) -> None:
+    record = {"threshold": threshold, "fires_on_relevant": 0.05, "fires_on_off_domain": 0.8, "auc": 0.9}
+    client = calibrated_client(project, engine, record)
+    body = client.get("/search", params={"q": "a red dress", "k": 3}).json()
     assert body["weak_match"] is weak and len(body["results"]) == 3  # the closest results are still shown
+    assert client.get("/health").json()["weak_match_threshold"] == threshold
+
+
+def test_an_index_calibrated_before_off_domain_queries_still_flags(project: Path, engine: SearchEngine) -> None:
+    client = calibrated_client(project, engine, {"threshold": 1.01, "quantile": 0.05, "queries": 9})
+    assert client.get("/search", params={"q": "a red dress"}).json()["weak_match"] is True
+
+
+def test_weak_match_does_not_apply_to_photos_or_more_like_this(project: Path, engine: SearchEngine) -> None:
+    """The threshold is calibrated on word queries: image queries answer null, whatever their cosine."""
+    client = calibrated_client(project, engine, {"threshold": 1.01})
+    assert client.get(f"/similar/{engine.index.ids[0]}").json()["weak_match"] is None
+    assert post_photo(client, photo_of(project, engine, 0)).json()["weak_match"] is None
 
 
 # --- search by photo ---------------------------------------------------------------------------------
