@@ -131,6 +131,25 @@ def cropped_photo(path: Path) -> bytes:
     return out.getvalue()
 
 
+def tab_to_first_result(page) -> None:
+    """Real Tab presses from the search box until the first result has the focus (at most one per control)."""
+    page.click("#query")
+    for _ in range(page.locator("a[href], button, input, select, summary").count()):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.querySelector('.result')"):
+            return
+    raise AssertionError("Tab never reached the first result: " + page.evaluate("document.activeElement.outerHTML"))
+
+
+def accessible_names(page, selector: str) -> list[str]:
+    """What a screen reader announces for each element: Chromium's computed accessible names (DevTools protocol)."""
+    session = page.context.new_cdp_session(page)
+    root = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    nodes = session.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+    return [session.send("Accessibility.getPartialAXTree", {"nodeId": node, "fetchRelatives": False})["nodes"][0][
+        "name"]["value"] for node in nodes]
+
+
 def result_ids(page) -> list[str]:
     return page.eval_on_selector_all("#results img", "images => images.map(i => decodeURIComponent("
                                                      "i.getAttribute('src').split('/').pop()))")
@@ -174,8 +193,9 @@ def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_ph
             allowed = {engine.index.ids[row] for row in gender[value].nonzero()[0]}
             assert ids and set(ids) <= allowed and len(ids) == min(10, len(allowed))
 
-            # Keyboard: Tab reaches a result, Enter opens its details, Escape closes them and returns focus.
-            page.locator(".result").first.focus()
+            # Keyboard: Tab from the search box reaches the first result, Enter opens its details, Escape
+            # closes them and returns focus; each result's name says what it shows, not only its rank.
+            tab_to_first_result(page)
             page.keyboard.press("Enter")
             dialog = page.locator("#detail")
             expect(dialog).to_be_visible()
@@ -188,7 +208,13 @@ def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_ph
             expect(page.locator("#detail-attributes mark")).to_have_count(len(marked))
             page.keyboard.press("Escape")
             expect(dialog).to_be_hidden()
-            assert page.evaluate("document.activeElement.classList.contains('result')")
+            assert page.evaluate("document.activeElement === document.querySelector('.result')")
+            names = accessible_names(page, ".result")
+            texts = page.eval_on_selector_all("#results img", "images => images.map(i => i.alt)")
+            assert len(names) == len(texts) == len(ids)
+            assert all(text in name for name, text in zip(names, texts)), names
+            # views of one product share their caption; products apart, the names tell them apart too
+            assert len({name.split(":", 1)[1] for name in names}) == len(set(texts)) > 1, names
 
             # More like this: the gallery ranked by that image, itself left out, the filter kept.
             page.locator(".result").first.click()
@@ -252,3 +278,4 @@ def test_the_page_has_no_serious_accessibility_violation(server: tuple[str, int]
                 assert serious_accessibility_violations(page) == [], viewport
         finally:
             browser.close()
+

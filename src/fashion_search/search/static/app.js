@@ -122,7 +122,8 @@ function resultCard(result, named) {
   const open = document.createElement("button");
   open.type = "button";
   open.className = "result";
-  open.setAttribute("aria-label", "Result " + result.rank + ": open details");
+  // The name a screen reader announces: which result, what it shows (the image's own text), what it does.
+  open.setAttribute("aria-label", "Result " + result.rank + ": " + altText(result) + ", open details");
   const image = document.createElement("img");
   image.src = result.url;
   image.alt = altText(result);
