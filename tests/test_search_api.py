@@ -400,6 +400,41 @@ def test_exif_orientation_is_honoured(client: TestClient, engine: SearchEngine, 
     assert [r["image_id"] for r in upright] == [r["image_id"] for r in expected]
 
 
+def test_a_phone_jpeg_is_turned_upright_before_it_is_embedded(client: TestClient, engine: SearchEngine,
+                                                              project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real JPEG as a phone writes it: the sensor's pixels sideways and EXIF Orientation 6 (turn 90°
+    clockwise to view). The embedded picture is upright: the portrait gallery image's size, and its embedding."""
+    import fashion_search.search.engine as engine_module
+    from PIL import Image
+
+    with Image.open(project / engine.index.paths[4]) as image:
+        upright = image.convert("RGB")
+    assert upright.height > upright.width  # portrait, so a sideways decode would show in the size
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways, straight = io.BytesIO(), io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(sideways, format="JPEG", quality=95, exif=exif)
+    upright.save(straight, format="JPEG", quality=95)
+    with Image.open(io.BytesIO(sideways.getvalue())) as stored:
+        assert stored.format == "JPEG" and stored.size == (upright.height, upright.width)
+        assert stored.getexif()[0x0112] == 6
+
+    fitted_sizes, embeddings = [], []
+    original_fit, original_embed = engine_module.fit_image, engine_module.embed_images
+    monkeypatch.setattr(engine_module, "fit_image", lambda photo, *a: fitted_sizes.append(photo.size) or
+                        original_fit(photo, *a))
+    monkeypatch.setattr(engine_module, "embed_images", lambda *a, **kw: embeddings.append(
+        original_embed(*a, **kw)) or embeddings[-1])
+    for data in (sideways.getvalue(), straight.getvalue()):
+        assert post_photo(client, data, {"k": 3}).status_code == 200
+    assert fitted_sizes == [upright.size, upright.size]
+    turned, reference = embeddings[0][0], embeddings[1][0]
+    sideways_embedding = engine.embed_photo(upright.transpose(Image.Transpose.ROTATE_90))
+    # the same picture up to JPEG's losses, and nearer the upright one than the sideways pixels are
+    assert float(turned @ reference) == pytest.approx(1.0, abs=1e-4)
+    assert float(turned @ reference) > float(sideways_embedding @ reference)
+
+
 def test_upload_decoding_writes_nothing_to_disk(client: TestClient, engine: SearchEngine, project: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
