@@ -22,6 +22,7 @@ import pytest
 from fashion_search.search.live import served_on_loopback
 from test_search_index import build_search_project
 
+from fashion_search.search.app import MAX_RESULTS
 from fashion_search.search.engine import SearchEngine
 from fashion_search.search.highlight import named_in
 from fashion_search.search.screenshots import search_and_capture
@@ -287,3 +288,26 @@ def test_the_page_has_no_serious_accessibility_violation(server: tuple[str, int]
         finally:
             browser.close()
 
+
+@needs_chromium
+def test_a_shared_link_keeps_any_whole_k_clamped_as_the_api_clamps_it(server: tuple[str, int],
+                                                                      engine: SearchEngine) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url = f"http://{server[0]}:{server[1]}/?q=denim+shorts&k="
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            for asked, shown in (("7", "7"), ("1000", str(MAX_RESULTS)), ("abc", "10"), ("0", "10"), ("20", "20")):
+                page.goto(url + asked)
+                expect(page.locator("#status")).to_contain_text("denim shorts")
+                expect(page.locator("#k")).to_have_value(shown)
+                expect(page.locator("#results li")).to_have_count(min(int(shown), engine.gallery_size))
+                options = page.eval_on_selector_all("#k option", "options => options.map(o => Number(o.value))")
+                assert options == sorted({5, 10, 20, 50, int(shown)}), options  # in order
+            page.select_option("#k", "5")  # the usual choices still search
+            expect(page.locator("#results li")).to_have_count(min(5, engine.gallery_size))
+            assert parse_qs(urlsplit(page.url).query)["k"] == ["5"]
+        finally:
+            browser.close()

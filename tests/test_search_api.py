@@ -73,7 +73,7 @@ def test_health_names_the_model_gallery_and_examples(client: TestClient, engine:
     assert client.get("/health").json() == {"status": "ok", "model": "finetuned",
                                             "gallery_size": engine.gallery_size, "examples": engine.examples,
                                             "filters": engine.facets.names, "weak_match_threshold": None,
-                                            "max_photo_bytes": MAX_PHOTO_BYTES}
+                                            "max_photo_bytes": MAX_PHOTO_BYTES, "max_results": MAX_RESULTS}
 
 
 def test_the_page_and_its_script_and_style_are_served(client: TestClient) -> None:

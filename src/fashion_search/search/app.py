@@ -127,10 +127,12 @@ def create_app(engine: SearchEngine) -> FastAPI:
 
     @read("/health")
     def health() -> dict:
-        """The model, the gallery size, the example queries and the filters offered."""
+        """The model, the gallery size, the example queries, the filters offered, and the limits: the largest
+        photo and the most results a request returns (a larger k is clamped to it)."""
         return {"status": "ok", "model": engine.model_name, "gallery_size": engine.gallery_size,
                 "examples": engine.examples, "filters": engine.facets.names,
-                "weak_match_threshold": engine.weak_match_threshold, "max_photo_bytes": MAX_PHOTO_BYTES}
+                "weak_match_threshold": engine.weak_match_threshold, "max_photo_bytes": MAX_PHOTO_BYTES,
+                "max_results": MAX_RESULTS}
 
     @read("/facets", openapi_extra=filters_doc)
     def facets(request: Request) -> dict:
