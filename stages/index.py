@@ -45,7 +45,7 @@ def main() -> None:
     cache = require(args.cache, "cache_images")
     embeddings = embed_gallery(checkpoint, pairs, args.raw, image.fit, serve.batch_size, cache, runtime)
 
-    # When nothing matches well: calibrated on the validation images' own shopper queries.
+    # When nothing matches well: the validation images' own shopper queries against off-domain ones.
     validation = validation.drop_duplicates("image").reset_index(drop=True)
     shopper = section(params, "evaluate").shopper
     weak_match = weak_match_threshold(

@@ -22,6 +22,7 @@ import pytest
 from fashion_search.search.live import served_on_loopback
 from test_search_index import build_search_project
 
+from fashion_search.search.app import MAX_RESULTS
 from fashion_search.search.engine import SearchEngine
 from fashion_search.search.highlight import named_in
 from fashion_search.search.screenshots import search_and_capture
@@ -131,6 +132,32 @@ def cropped_photo(path: Path) -> bytes:
     return out.getvalue()
 
 
+def photographed_view(engine: SearchEngine) -> str:
+    """The middle gallery image among those whose product has another view in the gallery."""
+    products = [product_of(image_id) for image_id in engine.index.ids]
+    shown_twice = [image_id for image_id, product in zip(engine.index.ids, products) if products.count(product) > 1]
+    return shown_twice[len(shown_twice) // 2]
+
+
+def tab_to_first_result(page) -> None:
+    """Real Tab presses from the search box until the first result has the focus (at most one per control)."""
+    page.click("#query")
+    for _ in range(page.locator("a[href], button, input, select, summary").count()):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.querySelector('.result')"):
+            return
+    raise AssertionError("Tab never reached the first result: " + page.evaluate("document.activeElement.outerHTML"))
+
+
+def accessible_names(page, selector: str) -> list[str]:
+    """What a screen reader announces for each element: Chromium's computed accessible names (DevTools protocol)."""
+    session = page.context.new_cdp_session(page)
+    root = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    nodes = session.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})["nodeIds"]
+    return [session.send("Accessibility.getPartialAXTree", {"nodeId": node, "fetchRelatives": False})["nodes"][0][
+        "name"]["value"] for node in nodes]
+
+
 def result_ids(page) -> list[str]:
     return page.eval_on_selector_all("#results img", "images => images.map(i => decodeURIComponent("
                                                      "i.getAttribute('src').split('/').pop()))")
@@ -174,8 +201,9 @@ def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_ph
             allowed = {engine.index.ids[row] for row in gender[value].nonzero()[0]}
             assert ids and set(ids) <= allowed and len(ids) == min(10, len(allowed))
 
-            # Keyboard: Tab reaches a result, Enter opens its details, Escape closes them and returns focus.
-            page.locator(".result").first.focus()
+            # Keyboard: Tab from the search box reaches the first result, Enter opens its details, Escape
+            # closes them and returns focus; each result's name says what it shows, not only its rank.
+            tab_to_first_result(page)
             page.keyboard.press("Enter")
             dialog = page.locator("#detail")
             expect(dialog).to_be_visible()
@@ -188,7 +216,13 @@ def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_ph
             expect(page.locator("#detail-attributes mark")).to_have_count(len(marked))
             page.keyboard.press("Escape")
             expect(dialog).to_be_hidden()
-            assert page.evaluate("document.activeElement.classList.contains('result')")
+            assert page.evaluate("document.activeElement === document.querySelector('.result')")
+            names = accessible_names(page, ".result")
+            texts = page.eval_on_selector_all("#results img", "images => images.map(i => i.alt)")
+            assert len(names) == len(texts) == len(ids)
+            assert all(text in name for name, text in zip(names, texts)), names
+            # views of one product share their caption; products apart, the names tell them apart too
+            assert len({name.split(":", 1)[1] for name in names}) == len(set(texts)) > 1, names
 
             # More like this: the gallery ranked by that image, itself left out, the filter kept.
             page.locator(".result").first.click()
@@ -201,16 +235,17 @@ def test_a_shopper_filters_opens_details_finds_more_like_this_and_searches_by_ph
             expect(page.locator("#status")).to_contain_text(query)
             expect(page.locator("#query")).to_have_value(query)
 
-            # Search by photo: a cropped, re-encoded picture of a gallery item finds its product.
+            # Search by photo: a cropped, re-encoded picture of a gallery item finds another view of its product.
             page.click("#clear-filters")
             expect(page.locator(".chip[aria-pressed=true]")).to_have_count(0)
-            source = engine.index.ids[len(engine.index.ids) // 2]
+            source = photographed_view(engine)
             page.set_input_files("#photo", files=[{"name": "my photo.jpg", "mimeType": "image/jpeg",
                                                    "buffer": cropped_photo(project / engine.index.paths[
                                                        engine.row_of(source)])}])
             expect(page.locator("#status")).to_contain_text("like your photo")
             top5 = result_ids(page)[:5]
-            assert product_of(source) in {product_of(image_id) for image_id in top5}, (source, top5)
+            others = [i for i in top5 if i != source and product_of(i) == product_of(source)]
+            assert others, (source, top5)  # not only the photographed picture itself
             page.screenshot(path=str(tmp_path / "desktop.png"))
 
             assert serious_accessibility_violations(page) == [] if AXE.is_file() else True
@@ -250,5 +285,29 @@ def test_the_page_has_no_serious_accessibility_violation(server: tuple[str, int]
                 assert serious_accessibility_violations(page) == [], viewport
                 page.locator(".result").first.click()
                 assert serious_accessibility_violations(page) == [], viewport
+        finally:
+            browser.close()
+
+
+@needs_chromium
+def test_a_shared_link_keeps_any_whole_k_clamped_as_the_api_clamps_it(server: tuple[str, int],
+                                                                      engine: SearchEngine) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url = f"http://{server[0]}:{server[1]}/?q=denim+shorts&k="
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            for asked, shown in (("7", "7"), ("1000", str(MAX_RESULTS)), ("abc", "10"), ("0", "10"), ("20", "20")):
+                page.goto(url + asked)
+                expect(page.locator("#status")).to_contain_text("denim shorts")
+                expect(page.locator("#k")).to_have_value(shown)
+                expect(page.locator("#results li")).to_have_count(min(int(shown), engine.gallery_size))
+                options = page.eval_on_selector_all("#k option", "options => options.map(o => Number(o.value))")
+                assert options == sorted({5, 10, 20, 50, int(shown)}), options  # in order
+            page.select_option("#k", "5")  # the usual choices still search
+            expect(page.locator("#results li")).to_have_count(min(5, engine.gallery_size))
+            assert parse_qs(urlsplit(page.url).query)["k"] == ["5"]
         finally:
             browser.close()

@@ -1,4 +1,4 @@
-"""Bootstrap intervals against closed forms, and the paired difference."""
+"""Bootstrap intervals against closed forms, the paired difference, and Wilson intervals at the edges."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from fashion_search.evaluate.intervals import bootstrap_mean, bootstrap_mean_of_groups, paired_difference
+from fashion_search.evaluate.intervals import (
+    bootstrap_mean,
+    bootstrap_mean_of_groups,
+    paired_difference,
+    wilson_interval,
+)
 
 
 def test_bootstrap_of_a_binomial_matches_the_normal_interval() -> None:
@@ -44,3 +49,12 @@ def test_mean_of_groups_weights_each_group_equally() -> None:
     assert interval == {"mean": 0.5, "low": 0.5, "high": 0.5}
     with pytest.raises(ValueError):
         bootstrap_mean_of_groups([[1.0], []], seed=0)
+
+
+def test_wilson_intervals_stay_inside_0_and_1_and_are_honest_at_the_edges() -> None:
+    low, high = wilson_interval(np.array([0, 20, 40]), 40)
+    assert low[0] == pytest.approx(0.0, abs=1e-12) and high[0] == pytest.approx(0.0876, abs=1e-4)
+    assert low[1] == pytest.approx(0.3520, abs=1e-4) and high[1] == pytest.approx(0.6480, abs=1e-4)
+    assert low[2] == pytest.approx(0.9124, abs=1e-4) and high[2] == pytest.approx(1.0)  # 40 of 40 is not a certainty
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)

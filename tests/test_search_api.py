@@ -73,7 +73,7 @@ def test_health_names_the_model_gallery_and_examples(client: TestClient, engine:
     assert client.get("/health").json() == {"status": "ok", "model": "finetuned",
                                             "gallery_size": engine.gallery_size, "examples": engine.examples,
                                             "filters": engine.facets.names, "weak_match_threshold": None,
-                                            "max_photo_bytes": MAX_PHOTO_BYTES}
+                                            "max_photo_bytes": MAX_PHOTO_BYTES, "max_results": MAX_RESULTS}
 
 
 def test_the_page_and_its_script_and_style_are_served(client: TestClient) -> None:
@@ -305,15 +305,35 @@ def test_similar_with_bad_k_is_a_400(client: TestClient, engine: SearchEngine) -
 
 # --- the weak-match notice -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("threshold", "weak"), [(1.01, True), (-1.01, False)])
-def test_weak_match_follows_the_best_cosine_and_the_calibrated_threshold(project: Path, engine: SearchEngine,
-                                                                         threshold: float, weak: bool) -> None:
+def calibrated_client(project: Path, engine: SearchEngine, weak_match: dict) -> TestClient:
     index = engine.index
-    reference = {**index.reference, "weak_match": {"threshold": threshold, "quantile": 0.05, "queries": 9}}
-    calibrated = SearchEngine(type(index)(index.ids, index.paths, index.embeddings, reference, index.faiss_index,
-                                          index.captions, index.facets), engine.checkpoint, None, project)
-    body = TestClient(create_app(calibrated)).get("/search", params={"q": "a red dress", "k": 3}).json()
+    reference = {**index.reference, "weak_match": weak_match}
+    return TestClient(create_app(SearchEngine(type(index)(index.ids, index.paths, index.embeddings, reference,
+                                                          index.faiss_index, index.captions, index.facets),
+                                              engine.checkpoint, None, project)))
+
+
+@pytest.mark.parametrize(("threshold", "weak"), [(1.01, True), (-1.01, False), (None, None)])
+def test_weak_match_follows_the_best_cosine_and_the_calibrated_threshold(project: Path, engine: SearchEngine,
+                                                                         threshold: float | None,
+                                                                         weak: bool | None) -> None:
+    record = {"threshold": threshold, "fires_on_relevant": 0.05, "fires_on_off_domain": 0.8, "auc": 0.9}
+    client = calibrated_client(project, engine, record)
+    body = client.get("/search", params={"q": "a red dress", "k": 3}).json()
     assert body["weak_match"] is weak and len(body["results"]) == 3  # the closest results are still shown
+    assert client.get("/health").json()["weak_match_threshold"] == threshold
+
+
+def test_an_index_calibrated_before_off_domain_queries_still_flags(project: Path, engine: SearchEngine) -> None:
+    client = calibrated_client(project, engine, {"threshold": 1.01, "quantile": 0.05, "queries": 9})
+    assert client.get("/search", params={"q": "a red dress"}).json()["weak_match"] is True
+
+
+def test_weak_match_does_not_apply_to_photos_or_more_like_this(project: Path, engine: SearchEngine) -> None:
+    """The threshold is calibrated on word queries: image queries answer null, whatever their cosine."""
+    client = calibrated_client(project, engine, {"threshold": 1.01})
+    assert client.get(f"/similar/{engine.index.ids[0]}").json()["weak_match"] is None
+    assert post_photo(client, photo_of(project, engine, 0)).json()["weak_match"] is None
 
 
 # --- search by photo ---------------------------------------------------------------------------------
@@ -378,6 +398,41 @@ def test_exif_orientation_is_honoured(client: TestClient, engine: SearchEngine, 
     upright = post_photo(client, out.getvalue(), {"k": 100}).json()["results"]
     expected = post_photo(client, photo_of(project, engine, 4, "PNG"), {"k": 100}).json()["results"]
     assert [r["image_id"] for r in upright] == [r["image_id"] for r in expected]
+
+
+def test_a_phone_jpeg_is_turned_upright_before_it_is_embedded(client: TestClient, engine: SearchEngine,
+                                                              project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real JPEG as a phone writes it: the sensor's pixels sideways and EXIF Orientation 6 (turn 90°
+    clockwise to view). The embedded picture is upright: the portrait gallery image's size, and its embedding."""
+    import fashion_search.search.engine as engine_module
+    from PIL import Image
+
+    with Image.open(project / engine.index.paths[4]) as image:
+        upright = image.convert("RGB")
+    assert upright.height > upright.width  # portrait, so a sideways decode would show in the size
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways, straight = io.BytesIO(), io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(sideways, format="JPEG", quality=95, exif=exif)
+    upright.save(straight, format="JPEG", quality=95)
+    with Image.open(io.BytesIO(sideways.getvalue())) as stored:
+        assert stored.format == "JPEG" and stored.size == (upright.height, upright.width)
+        assert stored.getexif()[0x0112] == 6
+
+    fitted_sizes, embeddings = [], []
+    original_fit, original_embed = engine_module.fit_image, engine_module.embed_images
+    monkeypatch.setattr(engine_module, "fit_image", lambda photo, *a: fitted_sizes.append(photo.size) or
+                        original_fit(photo, *a))
+    monkeypatch.setattr(engine_module, "embed_images", lambda *a, **kw: embeddings.append(
+        original_embed(*a, **kw)) or embeddings[-1])
+    for data in (sideways.getvalue(), straight.getvalue()):
+        assert post_photo(client, data, {"k": 3}).status_code == 200
+    assert fitted_sizes == [upright.size, upright.size]
+    turned, reference = embeddings[0][0], embeddings[1][0]
+    sideways_embedding = engine.embed_photo(upright.transpose(Image.Transpose.ROTATE_90))
+    # the same picture up to JPEG's losses, and nearer the upright one than the sideways pixels are
+    assert float(turned @ reference) == pytest.approx(1.0, abs=1e-4)
+    assert float(turned @ reference) > float(sideways_embedding @ reference)
 
 
 def test_upload_decoding_writes_nothing_to_disk(client: TestClient, engine: SearchEngine, project: Path,

@@ -27,7 +27,16 @@ from fashion_search.image_cache import build_cache
 from fashion_search.models.clip import build_tiny
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.data.attributes import image_attributes
-from fashion_search.search.calibration import best_relevant_scores
+from fashion_search.errors import DataError
+from fashion_search.models.loader import load_model
+from fashion_search.search.calibration import (
+    OFF_DOMAIN_QUERIES,
+    best_scores,
+    separating_threshold,
+    served_threshold,
+    shopper_queries,
+    weak_match_threshold,
+)
 from fashion_search.search.facets import Facets, FilterError, facet_values
 from fashion_search.search.index import (
     embed_gallery,
@@ -377,8 +386,78 @@ def test_facets_offer_only_what_the_source_has_and_no_absences() -> None:
         facets.parse([("colour", "red")])
 
 
-def test_the_weak_match_threshold_is_the_low_quantile_of_each_query_s_best_relevant_score() -> None:
-    images = torch.eye(4)
-    texts = torch.tensor([[1.0, 0, 0, 0], [0.5, 0.2, 0, 0], [0, 0, 0.9, 0]])
-    relevance = np.array([[True, False, False, False], [False, True, True, False], [False, False, True, True]])
-    assert best_relevant_scores(texts, images, relevance).tolist() == pytest.approx([1.0, 0.2, 0.9])
+def test_each_query_is_scored_by_its_best_cosine_over_the_gallery() -> None:
+    texts = torch.tensor([[1.0, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0, -1.0, 0]])
+    assert best_scores(texts, torch.eye(4)).tolist() == pytest.approx([1.0, 0.8, 0.0])
+    assert best_scores(texts, np.eye(4, dtype=np.float32)).tolist() == pytest.approx([1.0, 0.8, 0.0])
+
+
+def test_the_threshold_separates_off_domain_queries_from_shopper_queries() -> None:
+    relevant, off_domain = np.linspace(0.5, 0.9, 100), np.linspace(0.1, 0.4, 40)
+    record = separating_threshold(relevant, off_domain)
+    assert record["threshold"] == 0.5  # the lowest score that flags every off-domain query and no shopper query
+    assert record["fires_on_relevant"] == 0.0 and record["fires_on_off_domain"] == 1.0
+    assert record["auc"] == record["best_balanced_accuracy"] == 1.0
+    assert (record["relevant_queries"], record["off_domain_queries"]) == (100, 40)
+
+
+def test_equally_good_thresholds_resolve_to_the_lower_one() -> None:
+    # flagging below 0.3 catches half the nonsense and no real query; below 0.8 all of it and half the real ones
+    relevant, off_domain = np.repeat([0.3, 0.8], 50), np.repeat([0.2, 0.5], 50)
+    record = separating_threshold(relevant, off_domain)
+    assert record["threshold"] == pytest.approx(0.3) and record["best_balanced_accuracy"] == 0.75
+    assert record["fires_on_relevant"] == 0.0 and record["fires_on_off_domain"] == 0.5
+
+
+def test_a_model_that_scores_nonsense_higher_gets_no_threshold() -> None:
+    """As the tiny default model does: unseen words land near every picture, so nonsense scores high. The
+    best cut flags all nonsense and all but the 5 best shopper queries: a balanced accuracy of 0.507,
+    within chance of its 40 off-domain queries, so it is not kept."""
+    relevant, off_domain = np.concatenate([np.full(370, 0.4), np.full(5, 0.7)]), np.full(40, 0.6)
+    record = separating_threshold(relevant, off_domain, relevant_units=130)
+    assert record["threshold"] is None
+    assert record["fires_on_relevant"] == record["fires_on_off_domain"] == 0.0  # nothing is flagged
+    assert record["best_balanced_accuracy"] == pytest.approx(0.5 * (1 + 5 / 375))  # what it could not keep
+    assert record["auc"] == pytest.approx(5 / 375) and record["relevant_units"] == 130
+
+
+def test_the_shopper_side_counts_its_combinations_as_the_independent_units() -> None:
+    """22 of 40 nonsense queries flagged against 30% of 120 shopper queries: kept when those are 120
+    separate combinations, not when they are 3 phrasings each of 40."""
+    relevant, off_domain = np.concatenate([np.full(36, 0.1), np.full(84, 0.5)]), np.concatenate(
+        [np.full(22, 0.2), np.full(18, 0.6)])
+    assert separating_threshold(relevant, off_domain)["threshold"] == pytest.approx(0.5)
+    assert separating_threshold(relevant, off_domain, relevant_units=40)["threshold"] is None
+
+
+def test_the_calibration_scores_shopper_and_off_domain_queries_on_the_validation_images(project: Path) -> None:
+    checkpoint, _ = load_model(project / "models/finetuned", "finetuned")
+    validation = pd.read_parquet(project / "data/processed/val.parquet").drop_duplicates("image")
+    attributes = image_attributes(project / RAW, validation["image"].tolist())
+    embeddings = embed_gallery(checkpoint, validation, project / RAW, "pad", batch_size=16)
+    record = weak_match_threshold(checkpoint, attributes, embeddings, min_relevant=1, max_queries=5, seed=42,
+                                  max_tokens=MAX_TOKENS, long_text="truncate", batch_size=16)
+    texts, combinations = shopper_queries(attributes, 1, 5, 42)
+    assert texts and record["relevant_queries"] == len(texts) and record["relevant_units"] == combinations
+    assert record["off_domain_queries"] == len(OFF_DOMAIN_QUERIES) >= 20
+    assert 0.0 <= record["auc"] <= 1.0 and 0.5 <= record["best_balanced_accuracy"] <= 1.0
+    assert weak_match_threshold(checkpoint, attributes, embeddings, min_relevant=10**6, max_queries=5, seed=42,
+                                max_tokens=MAX_TOKENS, long_text="truncate", batch_size=16) is None
+
+
+@pytest.mark.parametrize(("weak_match", "threshold"), [
+    ({"threshold": 0.24, "quantile": 0.05, "queries": 375}, 0.24),  # written before the off-domain queries
+    ({"threshold": 0.3, "auc": 0.9, "fires_on_relevant": 0.05}, 0.3),
+    ({"threshold": None, "auc": 0.32}, None),  # calibrated, and nothing separates
+    (None, None),
+])
+def test_the_served_threshold_reads_old_and_new_records(weak_match: dict | None, threshold: float | None) -> None:
+    assert served_threshold({"weak_match": weak_match}) == threshold
+    assert served_threshold({}) is None  # an index from before calibration
+
+
+@pytest.mark.parametrize("weak_match", [{"threshold": "0.3"}, {"threshold": True}, {"threshold": float("nan")},
+                                        {"quantile": 0.05}, 0.3, [0.3]])
+def test_a_malformed_weak_match_record_is_a_one_line_data_error(weak_match) -> None:
+    with pytest.raises(DataError, match="weak_match .* holds no numeric threshold"):
+        served_threshold({"weak_match": weak_match})

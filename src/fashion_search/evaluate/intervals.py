@@ -1,4 +1,5 @@
-"""Seeded bootstrap intervals over independent units (products, attribute combinations).
+"""Seeded bootstrap intervals over independent units (products, attribute combinations), and Wilson
+score intervals for a share of yes/no outcomes.
 
 A gallery's views of one product share a caption, and a shopper query's phrasings share
 their relevant images: the unit that is independent is the product or the combination,
@@ -8,6 +9,7 @@ so the bootstrap resamples those, never the individual queries.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -54,3 +56,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float], seed: int, resampl
         raise ValueError(f"paired values must match: {a.shape} vs {b.shape}")
     interval = bootstrap_mean(a - b, seed, resamples, level)
     return {**interval, "excludes_0": bool(interval["low"] > 0 or interval["high"] < 0)}
+
+
+def wilson_interval(successes: np.ndarray | int, trials: int, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval (low, high) of the share successes / trials, elementwise: unlike a
+    bootstrap it stays honest at 0 and at every trial succeeding (40 of 40 is at least 0.91 at 95%)."""
+    if trials < 1:
+        raise ValueError(f"a share of {trials} trials")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    share = np.asarray(successes, dtype=np.float64) / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)

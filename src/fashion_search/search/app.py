@@ -127,10 +127,12 @@ def create_app(engine: SearchEngine) -> FastAPI:
 
     @read("/health")
     def health() -> dict:
-        """The model, the gallery size, the example queries and the filters offered."""
+        """The model, the gallery size, the example queries, the filters offered, and the limits: the largest
+        photo and the most results a request returns (a larger k is clamped to it)."""
         return {"status": "ok", "model": engine.model_name, "gallery_size": engine.gallery_size,
                 "examples": engine.examples, "filters": engine.facets.names,
-                "weak_match_threshold": engine.weak_match_threshold, "max_photo_bytes": MAX_PHOTO_BYTES}
+                "weak_match_threshold": engine.weak_match_threshold, "max_photo_bytes": MAX_PHOTO_BYTES,
+                "max_results": MAX_RESULTS}
 
     @read("/facets", openapi_extra=filters_doc)
     def facets(request: Request) -> dict:
@@ -144,7 +146,9 @@ def create_app(engine: SearchEngine) -> FastAPI:
     def search(request: Request, q: str = "", k: int = 10) -> dict:
         """The k best images for the words `q` among those the filters allow; with filters and no words,
         the matching images in gallery order. `weak_match` is true when even the best result scores under
-        the threshold calibrated on the validation split: nothing matches well."""
+        the threshold calibrated on the validation split (nothing matches well), false when it does not, and
+        null when there are no words or the index has no threshold (the calibration found none that tells
+        off-domain words from shopper queries: /health's `weak_match_threshold` is null then)."""
         chosen = chosen_filters(request)
         try:
             if chosen and not q.strip():
@@ -159,7 +163,8 @@ def create_app(engine: SearchEngine) -> FastAPI:
 
     @read("/similar/{image_id}", openapi_extra=filters_doc)
     def similar(request: Request, image_id: str, k: int = 10) -> dict:
-        """More like this: the gallery ranked by similarity to one of its images (that image left out)."""
+        """More like this: the gallery ranked by similarity to one of its images (that image left out).
+        `weak_match` is null: the threshold is calibrated for word queries only."""
         chosen = chosen_filters(request)
         try:
             answer = engine.similar(image_id, min(k, MAX_RESULTS), chosen)
@@ -177,7 +182,8 @@ def create_app(engine: SearchEngine) -> FastAPI:
     async def search_image(request: Request, k: int = 10) -> dict:
         """Search by photo: a JPEG, PNG or WebP of at most 10 MB (413 beyond; 415 for anything else, judged
         by its bytes), as the `image` field of multipart/form-data or as the body itself. Read in memory,
-        never written to disk; embedded once with the served model, then searched like words."""
+        never written to disk; embedded once with the served model, then searched like words. `weak_match`
+        is null: the threshold is calibrated for word queries only."""
         chosen = chosen_filters(request)
         if k < 1:
             raise HTTPException(status_code=400, detail=f"k must be at least 1, got {k}")

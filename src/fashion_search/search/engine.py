@@ -26,6 +26,7 @@ from fashion_search.images import fit_image
 from fashion_search.models.clip import Checkpoint
 from fashion_search.models.loader import load_model
 from fashion_search.models.xattn import XattnScorer
+from fashion_search.search.calibration import served_threshold
 from fashion_search.search.index import QUERY_KEYS, REFERENCE_FILE, GalleryIndex, read_index, require_keys
 from fashion_search.search.facets import Facets
 from fashion_search.search.vectors import FaissSearch, MatmulSearch, VectorSearch, restricted_top
@@ -83,6 +84,7 @@ class SearchEngine:
         # A fast tokenizer shared between server threads can fail with "Already borrowed".
         self._encode_lock = threading.Lock()
         self._check_width()
+        self._weak_match_threshold = served_threshold(index.reference)
         if needs_tokens(scorer):
             raise UserError("this xattn model scores token states (xattn.features: tokens), which the index does not "
                             "store yet: serve it with serve.model set to finetuned or to a pooled xattn "
@@ -139,9 +141,9 @@ class SearchEngine:
 
     @property
     def weak_match_threshold(self) -> float | None:
-        """The validation-calibrated cosine below which a text query has no good match (search/calibration.py)."""
-        weak_match = self.index.reference.get("weak_match")
-        return float(weak_match["threshold"]) if isinstance(weak_match, dict) else None
+        """The validation-calibrated cosine below which a text query has no good match (search/calibration.py);
+        None when the index has none or the calibration found none that separates."""
+        return self._weak_match_threshold
 
     def caption(self, row: int) -> str | None:
         return self.index.captions[row]

@@ -12,6 +12,7 @@ const state = { q: "", similar: null, photo: null, k: "10", filters: {} };
 let facetLabels = {};
 let valueLabels = {};
 let lastOpener = null;
+let maxResults = null; // the most results a request returns (/health); a larger k is clamped to it
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -40,14 +41,27 @@ function restoreFromUrl() {
   state.q = params.get("q") || "";
   state.similar = params.get("similar");
   state.photo = null;
-  state.k = params.get("k") || "10";
   state.filters = {};
   for (const [name, value] of params) {
     if (RESERVED.has(name)) continue;
     (state.filters[name] = state.filters[name] || []).push(value);
   }
   $("query").value = state.q;
-  if ([...$("k").options].some((o) => o.value === state.k)) $("k").value = state.k;
+  if (maxResults !== null) chooseK(params.get("k")); // at start-up, k waits for /health and its limit
+}
+
+// Any whole k of at least 1 is honoured, clamped as the server clamps it, and added to the choices when
+// it is not one of them; anything else gives the page's default.
+function chooseK(text) {
+  const select = $("k");
+  const wanted = /^[0-9]+$/.test(text || "") ? Number(text) : 0;
+  const fallback = [...select.options].find((o) => o.defaultSelected).value;
+  const k = wanted >= 1 ? String(Math.min(wanted, maxResults)) : fallback;
+  if (![...select.options].some((o) => o.value === k)) {
+    select.add(new Option(k, k), [...select.options].find((o) => Number(o.value) > Number(k)) || null);
+  }
+  select.value = k;
+  state.k = k;
 }
 
 function remember() {
@@ -122,7 +136,8 @@ function resultCard(result, named) {
   const open = document.createElement("button");
   open.type = "button";
   open.className = "result";
-  open.setAttribute("aria-label", "Result " + result.rank + ": open details");
+  // The name a screen reader announces: which result, what it shows (the image's own text), what it does.
+  open.setAttribute("aria-label", "Result " + result.rank + ": " + altText(result) + ", open details");
   const image = document.createElement("img");
   image.src = result.url;
   image.alt = altText(result);
@@ -272,6 +287,7 @@ function exampleButton(text) {
 
 async function showServiceInfo() {
   const info = await fetchJson("/health");
+  maxResults = info.max_results;
   $("model").textContent = info.model;
   $("gallery-size").textContent = info.gallery_size.toLocaleString("en");
   $("examples").replaceChildren(...info.examples.map(exampleButton));
@@ -307,6 +323,9 @@ document.addEventListener("DOMContentLoaded", () => {
   // On a phone the filters start folded away, unless a shared link chose some.
   if (window.matchMedia("(max-width: 600px)").matches && !chosenCount()) $("filters-box").open = false;
   showServiceInfo()
-    .then(() => run(false))
+    .then(() => {
+      chooseK(new URLSearchParams(location.search).get("k"));
+      return run(false);
+    })
     .catch((error) => setStatus("The server did not answer: " + error.message, true));
 });
