@@ -309,3 +309,13 @@ def test_a_key_that_moved_says_where_it_went(tmp_path: Path) -> None:
     old = base_text().replace("  negatives: 7", "  negatives: 7\n  rerank_k: 20", 1)
     with pytest.raises(ConfigError, match=r"xattn\.rerank_k is now retrieval\.rerank_k"):
         load_params(write(tmp_path, old))
+
+
+def test_serve_model_is_best_or_one_of_the_pipelines_models_named_in_one_place() -> None:
+    import dataclasses
+
+    from fashion_search import models
+
+    assert models.MODELS is config.MODELS  # the registry, defined where the settings can read it
+    (field,) = [field for field in dataclasses.fields(config.ServeSettings) if field.name == "model"]
+    assert field.metadata["choices"] == ("best", *models.MODELS)

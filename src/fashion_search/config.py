@@ -210,6 +210,9 @@ class RetrievalSettings:
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))  # candidates the pair scorer re-orders
 
 
+# The pipeline's models, in the order it trains them. Defined here, the package's lowest layer, so that
+# serve.model is validated against them; every other module names them through fashion_search.models.
+MODELS = ("baseline", "finetuned", "xattn")
 SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_recall_at_10")
 
 
@@ -217,7 +220,7 @@ SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_
 class ServeSettings:
     """The search service: which model answers, over which images, through which vector index."""
 
-    model: str = dataclasses.field(metadata=rule(choices=("best", "baseline", "finetuned", "xattn")))
+    model: str = dataclasses.field(metadata=rule(choices=("best", *MODELS)))
     # what `best` is decided by, on the validation split (metrics/evaluate.json: validation)
     select_by: str = dataclasses.field(metadata=rule(choices=SELECTION_METRICS))
     gallery: str = dataclasses.field(metadata=rule(choices=("test", "all")))
