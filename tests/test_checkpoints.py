@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors import SafetensorError
+from transformers import CLIPModel
 
 from conftest import TINY_MODEL
 from fashion_search.models.clip import (INFO_FILE, WEIGHTS_HASHES, ModelNotFoundError, WeightsChangedError, build_tiny,
-                                       file_sha256, load_checkpoint)
+                                       file_sha256, load_checkpoint, load_pretrained)
 from fashion_search.models.xattn import XattnModel, load_xattn, new_scorer
 from fashion_search.text import build_tokenizer
 
@@ -113,11 +115,22 @@ def test_a_truncated_unhashed_weights_file_is_a_message_not_a_traceback(saved: P
     info_path = copy / "clip" / INFO_FILE
     info = json.loads(info_path.read_text())
     del info[WEIGHTS_HASHES]
-    info_path.write_text(json.dumps(info))
+    info_path.write_text(json.dumps({**info, "stage": "finetune"}))
     weights = copy / "clip" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ModelNotFoundError, match="damaged or was tampered"):
+    with pytest.raises(ModelNotFoundError, match=r"damaged or was tampered.*SafetensorError.*dvc repro -f finetune`"):
         load_checkpoint(copy / "clip")
+
+
+def test_a_config_that_does_not_fit_the_weights_is_a_message_naming_the_stage(saved: Path, tmp_path: Path) -> None:
+    """config.json is not hashed: an edited width meets the weights as torch's size mismatch (a RuntimeError)."""
+    copy = _copy(saved, tmp_path)
+    config_path = copy / "clip" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["text_config"]["intermediate_size"] *= 2
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelNotFoundError, match=r"damaged or was tampered.*RuntimeError.*dvc repro -f train_xattn`"):
+        load_xattn(copy)
 
 
 def test_query_with_damaged_weights_is_one_line_and_exit_1(saved: Path, tmp_path: Path) -> None:
@@ -131,3 +144,14 @@ def test_query_with_damaged_weights_is_one_line_and_exit_1(saved: Path, tmp_path
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "model.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_damaged_cached_weights_of_a_hugging_face_id_say_how_to_download_them_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def damaged(*args: object, **kwargs: object) -> None:
+        raise SafetensorError("Error while deserializing header: invalid header length")
+
+    monkeypatch.setattr(CLIPModel, "from_pretrained", damaged)
+    with pytest.raises(ModelNotFoundError, match=r"of 'org/clip' in the Hugging Face cache are damaged "
+                                                 r"\(SafetensorError: .*`hf cache rm model/org/clip`"):
+        load_pretrained("org/clip")

@@ -309,3 +309,31 @@ def test_a_key_that_moved_says_where_it_went(tmp_path: Path) -> None:
     old = base_text().replace("  negatives: 7", "  negatives: 7\n  rerank_k: 20", 1)
     with pytest.raises(ConfigError, match=r"xattn\.rerank_k is now retrieval\.rerank_k"):
         load_params(write(tmp_path, old))
+
+
+def test_serve_model_is_best_or_one_of_the_pipelines_models_named_in_one_place() -> None:
+    import dataclasses
+
+    from fashion_search import models
+
+    assert models.MODELS is config.MODELS  # the registry, defined where the settings can read it
+    (field,) = [field for field in dataclasses.fields(config.ServeSettings) if field.name == "model"]
+    assert field.metadata["choices"] == ("best", *models.MODELS)
+
+
+def test_text_that_displays_nothing_is_not_visible_text() -> None:
+    """Every code point alone, against Unicode's Default_Ignorable_Code_Point (the `regex` module's tables):
+    those, white space, control characters, combining marks with nothing to sit on and the blank Braille
+    cell show nothing; a letter with its mark shows."""
+    import unicodedata
+
+    import regex
+
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    wrong = [f"U+{code:04X}" for code in range(0x110000) if 0xD800 > code or code > 0xDFFF
+             if config.has_visible_text(char := chr(code)) == bool(
+                 char.isspace() or char == "\u2800" or ignorable.match(char)
+                 or unicodedata.category(char) in ("Cc", "Cf") or unicodedata.category(char).startswith("M"))]
+    assert wrong == []
+    assert config.has_visible_text("e\u0301") and config.has_visible_text("\u3164a\u3164")
+    assert not config.has_visible_text("\u034f\u2800\u115f\u1160\u3164\uffa0\u0301\ufe0f\U000e0041")

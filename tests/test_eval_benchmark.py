@@ -78,6 +78,27 @@ def test_benchmark_of_a_model_that_is_not_there_is_one_clear_line(workdir, monke
     assert error.startswith("error: ") and "no-such-org/no-such-clip" in error and "HF_HUB_OFFLINE" in error
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.001])  # the tensors cut short; the header itself cut short
+def test_benchmark_of_a_plain_directory_with_truncated_weights_is_one_clear_line(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path,
+        keep: float) -> None:
+    """A save_pretrained CLIP (no manifest, so no hashes) whose safetensors file is cut short."""
+    tokenizer = build_tokenizer(["a red dress", "blue denim jeans"], TINY_MODEL.vocab_size, 77)
+    checkpoint = build_tiny(TINY_MODEL, tokenizer, 77, seed=0)
+    for part in (checkpoint.model, checkpoint.tokenizer, checkpoint.processor):
+        part.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:int(len(data) * keep)])
+    monkeypatch.chdir(workdir)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--model", str(tmp_path), "--protocol", "strict"])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1, error
+    assert f"{weights} is damaged" in error and "save_pretrained" in error and "HF_HUB_OFFLINE" not in error
+
+
 def test_benchmark_a_plain_save_pretrained_directory(workdir, monkeypatch, capsys) -> None:
     """A CLIP saved with save_pretrained and nothing of the project's: its own tokenizer and processor."""
     plain = workdir / "plain-clip"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from bad_images import decompression_bomb_png
 
 from fashion_search.data.synthetic import generate_synthetic
@@ -72,3 +73,17 @@ def test_an_image_just_over_the_pixel_limit_is_refused_before_decoding(tmp_path:
     path = tmp_path / "wide.png"
     path.write_bytes(decompression_bomb_png(MAX_IMAGE_PIXELS // 1000 + 1, 1000))
     assert not is_readable(path)
+
+
+def test_an_image_pil_warns_about_is_refused_by_the_guard_alone(tmp_path: Path,
+                                                                  recwarn: pytest.WarningsRecorder) -> None:
+    """Between PIL's warning (89 M pixels) and its refusal (179 M): no DecompressionBombWarning on stderr
+    before the guard's own message."""
+    width, height = 100_000, 1_000
+    assert Image.MAX_IMAGE_PIXELS < width * height < 2 * Image.MAX_IMAGE_PIXELS
+    path = tmp_path / "huge.png"
+    path.write_bytes(decompression_bomb_png(width, height))
+    with pytest.raises(ImageTooLargeError, match="declares more than"):
+        open_image(path)
+    assert not is_readable(path)
+    assert [str(warning.message) for warning in recwarn] == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import commit_all, copy_project
+from fashion_search.cli import main
 from fashion_search.evaluate.published import PUBLISHED_MARQO
 from fashion_search.results_table import END, START, render_table, update_readme
 
@@ -128,6 +129,36 @@ def test_readme_without_markers_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps(_metrics()))
     with pytest.raises(ValueError, match="results:start"):
         update_readme(tmp_path / "README.md", tmp_path / "m.json")
+
+
+@pytest.mark.parametrize("content, said", [
+    ("{ not json", "is not JSON"),
+    ('{"gallery": {"size": 3}}', "is not what the evaluate stage writes (KeyError: 'baseline')"),
+    ('{"gallery": {"size": 3}, "baseline": {"strict": "x"}}', "is not what the evaluate stage writes"),
+])
+@pytest.mark.parametrize("report", [False, True])
+def test_results_table_of_metrics_it_cannot_use_is_one_line_naming_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, said: str, report: bool) -> None:
+    readme, metrics = tmp_path / "README.md", tmp_path / "evaluate.json"
+    readme.write_text(f"{START}\n{END}\n")
+    metrics.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["results-table", "--readme", str(readme), "--metrics", str(metrics), *(["--report"] if report else [])])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"error: --metrics {metrics} {said}") and "dvc repro evaluate" in err
+    assert readme.read_text() == f"{START}\n{END}\n"
+
+
+def test_results_table_of_a_readme_that_is_not_text_is_one_line(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    readme, metrics = tmp_path / "README.md", tmp_path / "evaluate.json"
+    readme.write_bytes(b"\xff\xfe" + START.encode())
+    metrics.write_text(json.dumps(_metrics()))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["results-table", "--readme", str(readme), "--metrics", str(metrics)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err == f"error: --readme {readme}: not UTF-8 text\n"
 
 
 def _committed(path: str, root: Path = REPO) -> str:

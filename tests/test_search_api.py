@@ -88,7 +88,9 @@ def test_the_page_and_its_script_and_style_are_served(client: TestClient) -> Non
 
 # --- bad input -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "   "}, {"q": "\t\n"}, {"q": "", "k": 3}])
+@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "   "}, {"q": "\t\n"}, {"q": "", "k": 3},
+                                    {"q": "\u3164\u3164"}, {"q": "\u2800"}, {"q": "\u034f\u115f\u1160\uffa0"},
+                                    {"q": "\u0301\u20dd"}, {"q": "\ufe0f\U000e0041"}])
 def test_an_empty_query_is_a_400_with_a_message(client: TestClient, params: dict) -> None:
     assert_bad_request(client.get("/search", params=params), "empty")
 
@@ -232,9 +234,10 @@ def test_filters_without_words_list_the_matching_images_in_gallery_order(client:
                                                                          engine: SearchEngine) -> None:
     value = biggest_value(engine, "category")
     rows = engine.facets.masks["category"][value].nonzero()[0]
-    body = client.get("/search", params={"category": value, "k": 100}).json()
-    assert [r["image_id"] for r in body["results"]] == [engine.index.ids[row] for row in rows]
-    assert all(r["score"] is None for r in body["results"]) and body["weak_match"] is None
+    for words in ({}, {"q": " "}, {"q": "\u3164\u200b\u0301"}):  # words that show nothing are no words
+        body = client.get("/search", params={"category": value, "k": 100, **words}).json()
+        assert [r["image_id"] for r in body["results"]] == [engine.index.ids[row] for row in rows]
+        assert all(r["score"] is None for r in body["results"]) and body["weak_match"] is None
 
 
 def test_a_filter_nothing_matches_returns_no_results(client: TestClient, engine: SearchEngine) -> None:

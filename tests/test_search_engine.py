@@ -206,6 +206,23 @@ def test_query_from_another_folder_finds_the_repository_above_the_index(
     assert f"the index {moved}" in err and "models/xattn" in err and "train_xattn" not in err
 
 
+def test_query_with_a_flipped_weight_byte_names_the_file_and_the_stage_in_one_line(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The index's model (finetuned, whose manifest records no stage here) no longer has the bytes it was
+    saved with: the stage that writes finetuned is named all the same."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    weights = copy / "models/finetuned/model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    monkeypatch.chdir(copy)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "a red dress"])
+    err = _one_line_error(capsys, 1, exit_info)
+    assert "models/finetuned/model.safetensors is damaged" in err and "dvc repro -f finetune`" in err
+
+
 @pytest.mark.parametrize("port", ["99999", "-1", "0", "http"])
 def test_serve_refuses_a_port_outside_1_to_65535_in_one_line(capsys: pytest.CaptureFixture[str], port: str) -> None:
     with pytest.raises(SystemExit) as exit_info:

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+import regex
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -102,9 +103,14 @@ def assert_image_answer(status: int, headers, body: bytes, app_id: str | None,
 # Text a client can send: UTF-8, so no lone surrogates (those are covered as raw bytes below).
 CONTROL = st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"])
 EMOJI = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
-# Characters that show nothing: zero-width (format, Cf), control (Cc, NUL included) and white space.
+# Characters that show nothing: zero-width (format, Cf), control (Cc, NUL included), white space, Unicode's
+# default-ignorable ones (the grapheme joiner, Hangul fillers, variation selectors, tags), the blank Braille
+# cell, and combining marks, which show only on a character before them.
+BLANK = ["\u034f", "\u2800", "\u115f", "\u1160", "\u3164", "\uffa0", "\ufe0f", "\U000e0100", "\U000e0041",
+         "\u17b4", "\u180b", "\u0301", "\u20dd", "\u0903"]
 INVISIBLE = st.one_of(st.sampled_from(["\x00", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\x7f",
-                                       "\t", "\n", "\u3000"]), CONTROL)
+                                       "\t", "\n", "\u3000", *BLANK]), CONTROL,
+                      st.characters(categories=["Mn", "Mc", "Me"]))
 INVISIBLE_QUERIES = st.text(alphabet=INVISIBLE, min_size=1, max_size=30)
 QUERIES = st.one_of(
     INVISIBLE_QUERIES,
@@ -141,15 +147,22 @@ def test_search_answers_any_query_and_k_with_200_or_400(client: TestClient, engi
 @FUZZ
 @given(q=QUERIES, k=st.one_of(st.none(), st.integers()))
 def test_search_status_follows_the_query_and_k(client: TestClient, q: str, k: int | None) -> None:
-    """A 400 exactly when the query shows nothing (blank, NUL, zero-width or control characters only)
+    """A 400 exactly when the query shows nothing (blank, NUL, zero-width, control, default-ignorable
+    characters and lone combining marks only)
     or k is below one: nothing else is refused."""
     response = client.get("/search", params={"q": q} if k is None else {"q": q, "k": k})
     refused = not shows_something(q) or (k is not None and k < 1)
     assert response.status_code == (400 if refused else 200), response.text[:300]
 
 
+DEFAULT_IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+
+
 def shows_something(text: str) -> bool:
-    return any(not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")) for char in text)
+    """The oracle: Unicode's Default_Ignorable_Code_Point from the `regex` module's tables."""
+    return any(not (char.isspace() or char == "\u2800" or unicodedata.category(char) in ("Cc", "Cf")
+                    or unicodedata.category(char).startswith("M") or DEFAULT_IGNORABLE.match(char))
+               for char in text)
 
 
 @FUZZ

@@ -8,6 +8,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -220,6 +221,11 @@ def test_a_change_in_the_local_folder_reruns_download(tmp_path: Path) -> None:
     _dvc(repo, "repro", "download")
     assert json.loads((repo / "data/raw/captions.json").read_text(encoding="utf-8"))[first] == "a corrected caption"
 
+    added = mine / "images" / f"added-{first}"
+    shutil.copy(mine / "images" / first, added)
+    assert "changed deps" in _dvc(repo, "status", "download")
+    added.unlink()
+    assert "up to date" in _dvc(repo, "status", "download")  # the added file, and nothing else, was the change
     (mine / "images" / first).unlink()
     assert "changed deps" in _dvc(repo, "status", "download")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fashion_search import sweep
+from fashion_search.cli import main
 from fashion_search.config import SECTIONS, load_params, section
 from fashion_search.evaluate.published import PUBLISHED_REPORT, REPORT_PROFILE, report_command
 from fashion_search.results_table import render_report_table
@@ -86,6 +87,41 @@ def test_the_readme_block_is_filled_and_a_missing_block_is_refused(tmp_path: Pat
     readme.write_text("no block\n")
     with pytest.raises(Exception, match="sweep:finetune.lr:start"):
         sweep.update_readme(readme, "| new |", PARAM)
+
+
+def _sweep_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", PARAM, *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_sweep_from_a_csv_into_a_missing_readme_is_one_line_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep.write_csv(sweep.sweep_rows(PARAM, [_row("a", 1e-6)]), PARAM, sweep.csv_path(PARAM))
+    err = _sweep_error(capsys, "--from-csv", "--readme", "NOPE.md")
+    assert err.startswith("error: --readme NOPE.md: no such file")
+
+
+@pytest.mark.parametrize("edit, said", [(lambda text: text.replace("1e-06,", "fast,", 1), "'fast' is not a number"),
+                                        (lambda text: text.replace("experiment", "run", 1), "lacks the columns")])
+def test_sweep_from_a_damaged_csv_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], edit, said: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = sweep.csv_path(PARAM)
+    sweep.write_csv(sweep.sweep_rows(PARAM, [_row("a", 1e-6)]), PARAM, out)
+    out.write_text(edit(out.read_text()))
+    (tmp_path / "README.md").write_text("\n".join(sweep.markers(PARAM)) + "\n")
+    err = _sweep_error(capsys, "--from-csv")
+    assert err.startswith(f"error: {out}") and said in err and f"fashion-search sweep {PARAM}" in err
+
+
+def test_sweep_outside_a_dvc_repository_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert "the repository root" in _sweep_error(capsys)
 
 
 def test_the_committed_sweep_table_matches_the_committed_csv(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fashion_search.config import load_params, stage_params
 from fashion_search.tracking import TrackingUnavailableError, dvc_lock_hashes, start_run, tracking_uri
 
 
@@ -175,6 +176,23 @@ def test_runs_log_validated_values_and_defaults_the_file_leaves_out(tmp_path, mo
     (run,) = _runs(client, "finetune")
     assert run.data.params["finetune.lr"] == "0.0001"
     assert run.data.params["xattn.schedule"] == "cosine"
+
+
+def test_the_stage_params_are_logged_as_validated_numbers(tmp_path, monkeypatch) -> None:
+    """A quoted "1e-4" or `epochs: 2.0` in params.yaml trains as the number: its run is logged as the number,
+    so runs compare by value, not by how the file spelt it (the stage passes its raw params, stage_params)."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "params.yaml").read_text().replace("finetune:                  # the report's fine-tuning\n"
+                                                      "  epochs: 1\n  lr: 1.0e-6\n",
+                                                      "finetune:                  # the report's fine-tuning\n"
+                                                      "  epochs: 2.0\n  lr: \"1e-4\"\n", 1)
+    assert 'lr: "1e-4"' in text
+    client = _project(tmp_path, monkeypatch, text)
+    params = load_params(tmp_path / "params.yaml")
+    with start_run("finetune", stage_params(params, "finetune")):
+        pass
+    for run in (*_runs(client, "finetune"), *_runs(client, "pipeline")):
+        assert run.data.params["finetune.lr"] == "0.0001" and run.data.params["finetune.epochs"] == "2"
 
 
 def test_evaluate_finds_the_run_that_trained_a_cached_model(tmp_path, monkeypatch) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from fashion_search.evaluate.commands import add_benchmark_command
-from fashion_search.errors import UsageError, UserError
-from fashion_search.results_table import read_metrics, render_report_table, update_readme
+from fashion_search.errors import UsageError
+from fashion_search.results_table import report_table, update_readme
 from fashion_search.search.commands import add_search_commands
+from fashion_search.stage import run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,33 +20,38 @@ def main(argv: list[str] | None = None) -> None:
     table.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
     table.add_argument("--report", action="store_true", help="print the report's Table 2 with ours beside it "
                        "(strict text-to-image Recall@K, chance and ceiling rows) instead of updating the README")
+    table.set_defaults(handler=run_results_table)
     sweep = commands.add_parser("sweep", help="a param's sweep from its DVC experiments: a CSV for `dvc plots` "
                                 "and the README's table", description=SWEEP_DOC)
     sweep.add_argument("param", help="the swept params.yaml key, e.g. finetune.lr")
     sweep.add_argument("--readme", type=Path, default=Path("README.md"))
     sweep.add_argument("--from-csv", action="store_true", help="render the README block from the committed CSV "
                        "instead of reading the experiments")
+    sweep.set_defaults(handler=run_sweep)
     add_search_commands(commands)
     add_benchmark_command(commands)
     args = parser.parse_args(argv)
-    if args.command in ("results-table", "sweep"):
-        try:  # not through stage.run: its imports (torch) would cost these commands seconds
-            if args.command == "sweep":
-                _sweep(args)
-            elif args.report:
-                print(render_report_table(read_metrics(args.metrics)))
-            else:
-                changed = update_readme(args.readme, args.metrics)
-                print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
-        except (UserError, ValueError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
+    args.handler(args)
+
+
+def run_results_table(args: argparse.Namespace) -> None:
+    run(lambda: _results_table(args))
+
+
+def _results_table(args: argparse.Namespace) -> None:
+    if args.report:
+        print(report_table(args.metrics))
     else:
-        args.handler(args)
+        changed = update_readme(args.readme, args.metrics)
+        print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
 
 
 SWEEP_DOC = ("Reads every DVC experiment of the current commit (dvc exp show), writes reports/sweeps/<param>.csv "
              "(plotted by `dvc plots show`) and fills the README's <!-- sweep:<param>:start --> block.")
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    run(lambda: _sweep(args))
 
 
 def _sweep(args: argparse.Namespace) -> None:

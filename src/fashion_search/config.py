@@ -210,6 +210,9 @@ class RetrievalSettings:
     rerank_k: int = dataclasses.field(metadata=rule(low=1, high=1000))  # candidates the pair scorer re-orders
 
 
+# The pipeline's models, in the order it trains them. Defined here, the package's lowest layer, so that
+# serve.model is validated against them; every other module names them through fashion_search.models.
+MODELS = ("baseline", "finetuned", "xattn")
 SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_recall_at_10")
 
 
@@ -217,7 +220,7 @@ SELECTION_METRICS = ("shopper_ndcg_at_10", "shopper_precision_at_10", "item_t2i_
 class ServeSettings:
     """The search service: which model answers, over which images, through which vector index."""
 
-    model: str = dataclasses.field(metadata=rule(choices=("best", "baseline", "finetuned", "xattn")))
+    model: str = dataclasses.field(metadata=rule(choices=("best", *MODELS)))
     # what `best` is decided by, on the validation split (metrics/evaluate.json: validation)
     select_by: str = dataclasses.field(metadata=rule(choices=SELECTION_METRICS))
     gallery: str = dataclasses.field(metadata=rule(choices=("test", "all")))
@@ -437,9 +440,26 @@ def _check_rule(key: str, value: Any, meta: Any) -> None:
         raise ConfigError(f"params.yaml: {key} is {value!r}; it must be {bound}")
 
 
+# Unicode's Default_Ignorable_Code_Point characters that are neither format characters (Cf) nor marks (M):
+# the Hangul fillers, and code points reserved as ignorable (the tag and variation-selector planes' gaps).
+_IGNORABLE_RANGES = ((0x115F, 0x1160), (0x2065, 0x2065), (0x3164, 0x3164), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+                     (0xE0000, 0xE0FFF))
+_BLANK_SYMBOLS = "\u2800"  # BRAILLE PATTERN BLANK: a symbol drawn as an empty cell
+
+
+def _shows(char: str) -> bool:
+    """Whether one character draws something of its own: not white space, a control or format character,
+    a default-ignorable one, a blank symbol, or a combining mark (it draws only on a character before it)."""
+    category = unicodedata.category(char)
+    if char.isspace() or char in _BLANK_SYMBOLS or category in ("Cc", "Cf") or category.startswith("M"):
+        return False
+    return not any(low <= ord(char) <= high for low, high in _IGNORABLE_RANGES)
+
+
 def has_visible_text(text: str) -> bool:
-    """Whether a text holds something besides white space, control and zero-width characters."""
-    return any(not (char.isspace() or unicodedata.category(char) in ("Cc", "Cf")) for char in text)
+    """Whether a text shows something: a character besides white space, control, zero-width and other
+    default-ignorable characters (U+034F, the Hangul fillers), the blank Braille cell and lone combining marks."""
+    return any(_shows(char) for char in text)
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

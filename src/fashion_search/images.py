@@ -8,6 +8,7 @@ own image processor settings, so a pretrained CLIP sees what it was trained on.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,12 @@ def open_image(path: Path | BinaryIO, name: str | None = None) -> Image.Image:
     too_large = ImageTooLargeError(f"{name or path} declares more than {MAX_IMAGE_PIXELS:,} pixels "
                                    "(a decompression bomb, or a picture far too large)")
     try:
-        with Image.open(path) as image:  # reads the header only
+        with warnings.catch_warnings():
+            # Past 89 M pixels PIL warns on stderr before the guard below refuses the image: the guard decides.
+            # (The filters are the process's: decoding in threads at worst leaves this one warning ignored.)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header only
+        with opened as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:  # under PIL's own limits (89 M warns, 179 M refuses)
                 raise too_large

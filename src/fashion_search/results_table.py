@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from fashion_search.errors import DataError, UsageError
@@ -245,23 +246,63 @@ def render_table(metrics: dict) -> str:
 
 
 def read_metrics(metrics_file: Path) -> dict:
-    """metrics/evaluate.json, or a message saying which stage writes it."""
+    """metrics/evaluate.json, or a message naming --metrics and the stage that writes it."""
     if not metrics_file.is_file():
         raise UsageError(f"--metrics {metrics_file}: no such file; it is written by the evaluate stage "
                          "(run `dvc repro evaluate`)")
-    return json.loads(metrics_file.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DataError(f"--metrics {metrics_file} is not JSON ({error.__class__.__name__}: {error}); it is written "
+                        "by the evaluate stage (rerun `dvc repro evaluate`)") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"--metrics {metrics_file} is not what the evaluate stage writes (a JSON object); "
+                        "rerun `dvc repro evaluate`")
+    return metrics
+
+
+def rendered(render: Callable[[dict], str], metrics: dict, metrics_file: Path) -> str:
+    """`render(metrics)`; metrics without the keys or values a table reads are one message naming the file."""
+    try:
+        return render(metrics)
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as error:
+        raise DataError(f"--metrics {metrics_file} is not what the evaluate stage writes "
+                        f"({error.__class__.__name__}: {error}); rerun `dvc repro evaluate`") from None
+
+
+def report_table(metrics_file: Path) -> str:
+    """The report's Table 2 beside ours, from a metrics file (`results-table --report`)."""
+    return rendered(render_report_table, read_metrics(metrics_file), metrics_file)
+
+
+def read_readme(readme: Path) -> str:
+    """The README a command fills in, or a message naming --readme."""
+    if not readme.is_file():
+        raise UsageError(f"--readme {readme}: no such file; give the README that holds the block to fill")
+    try:
+        return readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--readme {readme}: not UTF-8 text") from None
+    except OSError as error:
+        raise UsageError(f"--readme {readme}: cannot read it ({error.strerror or error})") from None
+
+
+def write_readme(readme: Path, text: str) -> None:
+    try:
+        readme.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"--readme {readme}: cannot write it ({error.strerror or error})") from None
 
 
 def update_readme(readme: Path, metrics_file: Path) -> bool:
     """Replace the block between the results markers; True if the README changed."""
-    if not readme.is_file():
-        raise UsageError(f"--readme {readme}: no such file; give the README that holds the results block")
+    text = read_readme(readme)
     metrics = read_metrics(metrics_file)
-    text = readme.read_text(encoding="utf-8")
-    updated = fill_block(text, START, END, render_table(metrics), readme)
+    updated = fill_block(text, START, END, rendered(render_table, metrics, metrics_file), readme)
     if REPORT_START in updated:  # the report's Table 2 beside ours, where the README shows it
-        updated = fill_block(updated, REPORT_START, REPORT_END, render_report_table(metrics), readme)
-    readme.write_text(updated, encoding="utf-8")
+        updated = fill_block(updated, REPORT_START, REPORT_END,
+                             rendered(render_report_table, metrics, metrics_file), readme)
+    write_readme(readme, updated)
     return updated != text
 
 

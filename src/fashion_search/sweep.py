@@ -73,30 +73,60 @@ def sweep_rows(param: str, experiments: Sequence[dict[str, Any]]) -> list[dict[s
 def read_experiments(repo: Path) -> list[dict[str, Any]]:
     """Every experiment of HEAD and the workspace, through DVC's API (what `dvc exp show` shows)."""
     import dvc.api
+    from dvc.exceptions import DvcException
 
-    return dvc.api.exp_show(repo=str(repo))
+    try:
+        return dvc.api.exp_show(repo=str(repo))
+    except DvcException as error:
+        raise UsageError(f"cannot read the DVC experiments in {repo} ({error.__class__.__name__}: {error}); run "
+                         "`fashion-search sweep` from the repository root (a git repository with DVC)") from None
 
 
 def write_csv(rows: list[dict[str, Any]], param: str, path: Path) -> None:
     """The plotted file: one line per param value (`dvc plots show` draws it against the param)."""
     from fashion_search.atomic import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow([param, f"log10_{param}", "experiment", *(column for column, _ in COLUMNS)])
-        for row in rows:
-            log = f"{math.log10(row[param]):.4f}" if row[param] > 0 else ""
-            writer.writerow([f"{row[param]:g}", log, row["experiment"],
-                             *("" if row[column] is None else f"{row[column]:.6f}" for column, _ in COLUMNS)])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(_header(param))
+            for row in rows:
+                log = f"{math.log10(row[param]):.4f}" if row[param] > 0 else ""
+                writer.writerow([f"{row[param]:g}", log, row["experiment"],
+                                 *("" if row[column] is None else f"{row[column]:.6f}" for column, _ in COLUMNS)])
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write it ({error.strerror or error})") from None
+
+
+def _header(param: str) -> list[str]:
+    return [param, f"log10_{param}", "experiment", *(column for column, _ in COLUMNS)]
 
 
 def read_csv(path: Path, param: str) -> list[dict[str, Any]]:
+    """The rows `write_csv` wrote; a file that is not one is a message naming it."""
+    rewrite = f"rewrite it with `fashion-search sweep {param}` (from the experiments)"
     if not path.is_file():
         raise UsageError(f"{path}: no such file; `fashion-search sweep {param}` writes it from the experiments")
-    with path.open(encoding="utf-8") as stream:
-        return [{key: (value if key == "experiment" else float(value) if value else None)
-                 for key, value in row.items()} for row in csv.DictReader(stream)]
+    try:
+        with path.open(encoding="utf-8", newline="") as stream:
+            reader = csv.DictReader(stream)
+            missing = [name for name in _header(param) if name not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path} lacks the columns {', '.join(missing)}; {rewrite}")
+            return [{key: value if key == "experiment" else _number(value, path, reader.line_num, rewrite)
+                     for key, value in row.items()} for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path} cannot be read as CSV ({error.__class__.__name__}: {error}); {rewrite}") from None
+
+
+def _number(value: str | None, path: Path, line: int, rewrite: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise DataError(f"{path} line {line}: {value!r} is not a number; {rewrite}") from None
 
 
 def _cell(value: float, low: float, high: float, signed: bool = False) -> str:
@@ -144,12 +174,12 @@ def markers(param: str) -> tuple[str, str]:
 
 def update_readme(readme: Path, table: str, param: str) -> bool:
     """Fill the README's block for this param; True if it changed."""
-    from fashion_search.results_table import fill_block
+    from fashion_search.results_table import fill_block, read_readme, write_readme
 
     start, end = markers(param)
-    text = readme.read_text(encoding="utf-8")
+    text = read_readme(readme)
     updated = fill_block(text, start, end, table, readme)
-    readme.write_text(updated, encoding="utf-8")
+    write_readme(readme, updated)
     return updated != text
 
 

@@ -114,7 +114,8 @@ def _retrying(action: Callable[[], Any], attempts: int = 6) -> Any:
 
 @contextmanager
 def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
-    """An MLflow run for one stage, with every params.yaml key (flattened) and provenance tags.
+    """An MLflow run for one stage, with every params.yaml key (flattened, validated where its section
+    validates), the stage's `params` besides, and provenance tags.
 
     The store is checked before any work: unreachable, the stage stops at once.
     If it goes away later, the stage still finishes and writes its outputs; what
@@ -133,7 +134,9 @@ def start_run(stage: str, params: dict[str, Any]) -> Iterator["RunLogger"]:
     tags = {"git_commit": commit, "dvc_exp_name": exp_name, "mlflow.source.git.commit": commit,
             "data_source": str(everything.get("data.source", "")), "model_name": str(everything.get("model.name", "")),
             PIPELINE_TAG: pipeline}
-    logged = {k: _param_value(v) for k, v in {**everything, **flatten(params)}.items()}
+    # The stage's own params are read from the same params.yaml: where it validates, the typed value is
+    # logged (a quoted "1e-4" as 0.0001), so runs compare by the number, not by how the file spells it.
+    logged = {k: _param_value(v) for k, v in {**flatten(params), **everything}.items()}
     try:
         experiment_id = _retrying(lambda: _ensure_experiment(mlflow, EXPERIMENT))
         parent = _retrying(lambda: _parent_run(mlflow, experiment_id, exp_name, tags, logged))

@@ -55,9 +55,24 @@ def weights_hashes(directory: Path) -> dict[str, str]:
     return {path.name: file_sha256(path) for path in sorted(directory.glob("*.safetensors"))}
 
 
+# What opening a saved model raises when one of its files is damaged: bytes that are not UTF-8 or JSON,
+# safetensors' own errors, a config that does not fit the weights (torch's size mismatch, a RuntimeError).
+LOAD_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError, SafetensorError)
+
+
+def rerun_hint(stage: str | None) -> str:
+    """What to do about a project model's damaged file: rerun the stage that wrote it, by name when known."""
+    return f"rerun `dvc repro -f {stage}`" if stage else "rerun the stage that wrote it (dvc repro -f <stage>)"
+
+
+def error_text(error: Exception) -> str:
+    """An exception as one short line: its class and the start of its message."""
+    return f"{error.__class__.__name__}: {' '.join(str(error).split())[:300]}"
+
+
 def verify_weights(directory: Path, recorded: dict[str, str], stage: str | None) -> None:
     """Refuse weights whose bytes are not those recorded when they were saved, naming the file and the stage."""
-    rerun = f"rerun `dvc repro -f {stage}`" if stage else "rerun the stage that wrote it (dvc repro -f <stage>)"
+    rerun = rerun_hint(stage)
     for name, expected in sorted(recorded.items()):
         path = directory / name
         if not path.is_file():
@@ -147,38 +162,61 @@ def _not_found(name: str, error: Exception) -> str:
             "local directory saved with save_pretrained, or to 'tiny' for the small model built here.")
 
 
+def _unreadable(name: str, error: Exception) -> str:
+    """Why a model from outside the project did not open, and what to do: a local directory's damaged
+    file (its weights named), a Hugging Face id's damaged cached weights, or an id that is not cached."""
+    directory = Path(name)
+    if directory.is_dir():
+        weights = sorted(directory.glob("*.safetensors"))
+        if isinstance(error, SafetensorError) and weights:
+            what = (f"{weights[0]} is damaged" if len(weights) == 1 else
+                    f"one of {', '.join(str(path) for path in weights)} is damaged")
+        else:
+            what = f"the model in {directory} cannot be read"
+        return (f"{what} ({error_text(error)}); save the model there again with save_pretrained, "
+                "or copy it again from where it was saved")
+    if isinstance(error, (SafetensorError, RuntimeError)):
+        return (f"the weights of {name!r} in the Hugging Face cache are damaged ({error_text(error)}); "
+                f"remove them (`hf cache rm model/{name}`) and download the model again")
+    return _not_found(name, error)
+
+
 def load_pretrained(name: str, tokenizer_dir: Path | None = None) -> Checkpoint:
     """A Hugging Face CLIP id or a save_pretrained directory, as it is."""
     try:
         model = CLIPModel.from_pretrained(name, use_safetensors=True)
         processor = CLIPImageProcessor.from_pretrained(name)
         tokenizer = load_tokenizer(tokenizer_dir or name)
-    except (OSError, ValueError) as error:
-        raise ModelNotFoundError(_not_found(name, error)) from error
+    except LOAD_ERRORS as error:
+        raise ModelNotFoundError(_unreadable(name, error)) from error
     return Checkpoint(model, tokenizer, processor, {"trained_from": name})
 
 
-def load_checkpoint(directory: str | Path) -> Checkpoint:
-    """Open a checkpoint directory written by `Checkpoint.save`."""
+def load_checkpoint(directory: str | Path, made_by: str | None = None) -> Checkpoint:
+    """Open a checkpoint directory written by `Checkpoint.save`.
+
+    A damaged file is reported against the stage its manifest records, else `made_by` (the stage
+    expected to have written it), else any stage."""
     directory = Path(directory)
     info_path = directory / INFO_FILE
     if not info_path.is_file():
         raise ModelNotFoundError(f"{directory} is not a fashion-search checkpoint (no {INFO_FILE}); "
                                  "run the stage that writes it (dvc repro)")
+    stage = made_by
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
+        stage = info.get("stage") or made_by
         # Checkpoints saved before the hashes were recorded load unchecked.
-        verify_weights(directory, info.pop(WEIGHTS_HASHES, {}), info.get("stage"))
+        verify_weights(directory, info.pop(WEIGHTS_HASHES, {}), stage)
         # safetensors only: a pickled checkpoint could run code when loaded.
         model = CLIPModel.from_pretrained(directory, use_safetensors=True)
         processor = CLIPImageProcessor.from_pretrained(directory)
         tokenizer = load_tokenizer(directory)
     except WeightsChangedError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, SafetensorError) as error:
+    except LOAD_ERRORS as error:
         raise ModelNotFoundError(f"the checkpoint in {directory} is damaged or was tampered with "
-                                 f"({error.__class__.__name__}: {str(error)[:300]}); rerun the stage that "
-                                 "writes it (dvc repro -f <stage>)") from error
+                                 f"({error_text(error)}); {rerun_hint(stage)}") from error
     return Checkpoint(model.eval(), tokenizer, processor, info)
 
 

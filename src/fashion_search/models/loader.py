@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from fashion_search.models import MADE_BY
 from fashion_search.models.clip import INFO_FILE, WEIGHTS_HASHES, Checkpoint, load_checkpoint, load_pretrained
 from fashion_search.models.xattn import SCORER_CONFIG, XattnScorer, load_xattn
 
@@ -27,7 +28,7 @@ def load_model(source: str | Path, name: str | None = None) -> tuple[Checkpoint,
         xattn = load_xattn(path)
         return xattn.encoder, xattn.scorer
     if name is not None or (path / INFO_FILE).is_file():
-        return load_checkpoint(path), None
+        return load_checkpoint(path, None if name is None else MADE_BY.get(name)), None
     return load_pretrained(str(source)), None
 
 

@@ -178,4 +178,4 @@ def load_xattn(directory: str | Path) -> XattnModel:
         raise ModelNotFoundError(f"the cross-modal model in {directory} is damaged or was tampered with "
                                  f"({error.__class__.__name__}: {str(error)[:300]}); rerun `dvc repro -f train_xattn`"
                                  ) from error
-    return XattnModel(load_checkpoint(directory / ENCODER_DIR), scorer.eval())
+    return XattnModel(load_checkpoint(directory / ENCODER_DIR, "train_xattn"), scorer.eval())

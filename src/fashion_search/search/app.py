@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from fashion_search.config import has_visible_text
 from fashion_search.search.engine import Answer, QueryError, SearchEngine
 from fashion_search.search.facets import FilterError
 from fashion_search.search.highlight import named_in
@@ -151,7 +152,7 @@ def create_app(engine: SearchEngine) -> FastAPI:
         off-domain words from shopper queries: /health's `weak_match_threshold` is null then)."""
         chosen = chosen_filters(request)
         try:
-            if chosen and not q.strip():
+            if chosen and not has_visible_text(q):
                 return answered(engine.listing(min(k, MAX_RESULTS), chosen), chosen, query=q, named={},
                                 weak_match=None)
             answer = engine.answer(q, min(k, MAX_RESULTS), chosen)

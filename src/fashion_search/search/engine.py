@@ -158,7 +158,7 @@ class SearchEngine:
 
     def answer(self, query: str, k: int, filters: Filters | None = None) -> Answer:
         """`search` with how many images the filters allow and the best cosine."""
-        if not has_visible_text(query):  # blank, NUL, or only zero-width and control characters
+        if not has_visible_text(query):  # blank, NUL, or only characters that show nothing on their own
             raise QueryError("the query is empty: type a few words describing the clothes")
         check_k(k)
         allowed = self._allowed(filters)
