@@ -82,11 +82,13 @@ def fit_image(image: Image.Image, size: int, fit: str) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
 
 
-def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tensor:
-    """All images as uint8 (N, 3, S, S). The tokenize stage already dropped unreadable
-    images (and counted them), so one failing here means the data changed underneath."""
+def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str, progress: bool = True) -> torch.Tensor:
+    """All images as uint8 (N, 3, S, S), with a progress bar on a terminal unless `progress` is False.
+    The tokenize stage already dropped unreadable images (and counted them), so one failing here means
+    the data changed underneath."""
     pixels = np.zeros((len(paths), spec.size, spec.size, 3), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None)):
+    bar = tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None if progress else True)
+    for i, path in enumerate(bar):
         try:
             pixels[i] = np.asarray(fit_image(open_image(path), spec.size, fit))
         except UNREADABLE as error:
