@@ -18,7 +18,7 @@ from fashion_search.errors import DataError
 from fashion_search.evaluate import pipeline as evaluation
 from fashion_search.evaluate.retrieval import query_first, search
 from fashion_search.search.engine import QueryError, SearchEngine
-from fashion_search.search.index import gallery_pairs, read_index, write_index
+from fashion_search.search.index import gallery_pairs, write_index
 
 LONG_QUERY = " ".join(["a long-sleeved shirt with black and white boxes and a red skirt"] * 20)
 

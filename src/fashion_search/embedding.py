@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from fashion_search.device import CPU, Runtime
 from fashion_search.image_cache import Pixels
-from fashion_search.images import load_pixels
 from fashion_search.models.clip import (Checkpoint, Encoded, image_embeddings, image_states, mean_of_segments,
                                        text_embeddings, text_states, tokens_of_segments)
 from fashion_search.text import Segments, flatten_segments, pad_batch, segment_caption
@@ -93,15 +92,6 @@ def encode_images(checkpoint: Checkpoint, pixels: Pixels, batch_size: int, runti
             tokens = TokenTable((len(pixels), *states.shape[1:]), spill_dir)
         tokens.write(start, states.float().cpu())
     return Encoded(F.normalize(torch.cat(pooled), dim=-1), tokens.tensor())
-
-
-def embed_image_files(checkpoint: Checkpoint, paths: Sequence[Path], fit: str, batch_size: int,
-                      decode_batch: int = 1024) -> torch.Tensor:
-    """Images decoded a batch at a time: the full 42,537-image set never sits in memory as pixels."""
-    spec = checkpoint.pixel_spec
-    parts = [embed_images(checkpoint, load_pixels(paths[start:start + decode_batch], spec, fit), batch_size)
-             for start in range(0, len(paths), decode_batch)]
-    return torch.cat(parts)
 
 
 @torch.inference_mode()

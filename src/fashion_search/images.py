@@ -97,6 +97,27 @@ def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str, progress: bool
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 
+class ImageFiles:
+    """Image files read as pixels (uint8 (N, 3, S, S), as `load_pixels`) a slice at a time, decoded when read:
+    a set too large to hold as pixels (the full 42,537 images) is embedded batch by batch. One progress bar
+    on a terminal counts them all."""
+
+    def __init__(self, paths: Sequence[Path], spec: PixelSpec, fit: str) -> None:
+        self._paths, self._spec, self._fit = list(paths), spec, fit
+        self._bar = tqdm(total=len(self._paths), desc="images", unit="img", mininterval=1.0, disable=None)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        paths = self._paths[rows]
+        pixels = load_pixels(paths, self._spec, self._fit, progress=False)
+        self._bar.update(len(paths))
+        if self._bar.n >= len(self._paths):
+            self._bar.close()
+        return pixels
+
+
 def is_readable(path: Path) -> bool:
     """Whether the image decodes fully (a truncated JPEG passes Image.open but not load)."""
     try:
