@@ -7,10 +7,10 @@ gives the matching images in gallery order. The pair scorer of `xattn` judges an
 text, so it re-ranks word queries only.
 
 A token-level scorer (`xattn.features: tokens`) reads the token states of the query and of each
-candidate. The index stores pooled embeddings only: a query's `rerank_k` candidates get their image
-token states computed from the gallery's image files (which the service serves anyway), fitted as the
-index's were. That costs about 0.2 ms per candidate beside the scorer's 0.6-2.2 ms (tiny model,
-bench/RESULTS.md), where storing them would add 8.7 KB per image to the index (ViT-B/32: 100 KB).
+candidate. The index holds pooled embeddings only, whatever the model: a query's `rerank_k` candidates
+get their image token states computed from the gallery's image files (which the service serves anyway),
+fitted as the index's were. The price is one decode and one vision-tower pass per candidate and query
+(bench/rerank_cost.py --recompute).
 """
 
 from __future__ import annotations
