@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY_MODEL
 from fashion_search.cli import main
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
-from fashion_search.models.clip import INFO_FILE, build_tiny
+from fashion_search.models.clip import INFO_FILE, build_tiny, load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.text import build_tokenizer
 from fashion_search.tokenize import tokenize_pairs
@@ -67,6 +68,23 @@ def test_benchmark_one_protocol_on_an_xattn_directory(workdir, monkeypatch, caps
     assert set(report) == {"model", "pairs", "gallery", "marqo", "published_marqo_zero_shot"}
     # An untrained scorer equals the dual encoder's cosine: re-ranking changes nothing.
     assert report["marqo"] == pytest.approx(plain["marqo"])
+
+
+def test_benchmark_a_token_level_xattn_re_ranks_with_its_token_states(workdir, monkeypatch, capsys) -> None:
+    checkpoint = load_checkpoint(workdir / "models/tiny")
+    untrained = new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0, features="tokens").eval()
+    moved = new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0, features="tokens")
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for parameter in moved.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    XattnModel(checkpoint, untrained).save(workdir / "models/xattn-tokens-untrained")
+    XattnModel(checkpoint, moved.eval()).save(workdir / "models/xattn-tokens")
+    plain, start, trained = (run_cli(workdir, monkeypatch, capsys, "--model", model, "--protocol", "strict")["strict"]
+                             for model in ("models/tiny", "models/xattn-tokens-untrained", "models/xattn-tokens"))
+    # An untrained token scorer equals the dual encoder's cosine: re-ranking changes nothing; a moved one re-orders.
+    assert start == pytest.approx(plain)
+    assert trained["t2i_mean_rank"] != pytest.approx(plain["t2i_mean_rank"])
 
 
 def test_benchmark_of_a_model_that_is_not_there_is_one_clear_line(workdir, monkeypatch, capsys) -> None:

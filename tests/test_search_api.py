@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from test_search_engine import LONG_QUERY
-from test_search_index import build_search_project
+from test_search_index import add_token_xattn, build_search_project
 
 from fashion_search.search.app import MAX_RESULTS, create_app
 from fashion_search.search.engine import SearchEngine
@@ -171,10 +171,17 @@ def test_every_response_carries_the_security_headers(client: TestClient, url: st
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
 
 
-def test_the_api_answers_for_xattn_with_its_name(project: Path) -> None:
-    client = TestClient(create_app(SearchEngine.open(project / "models/index-xattn", root=project)))
-    body = client.get("/search", params={"q": "a red dress", "k": 3}).json()
-    assert body["model"] == "xattn" and len(body["results"]) == 3
+@pytest.mark.parametrize("features", ["pooled", "tokens"])
+def test_the_api_answers_for_xattn_with_its_name_and_its_re_ranking(project: Path, features: str) -> None:
+    index = project / "models/index-xattn" if features == "pooled" else add_token_xattn(project)
+    engine = SearchEngine.open(index, root=project)
+    assert engine.scorer.config.features == features
+    response = TestClient(create_app(engine)).get("/search", params={"q": "a red dress", "k": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    hits = engine.search("a red dress", 3)
+    assert body["model"] == "xattn" and [r["image_id"] for r in body["results"]] == [h.image_id for h in hits]
+    assert [r["score"] for r in body["results"]] == pytest.approx([h.score for h in hits], abs=1e-5)
 
 
 # --- filters ---------------------------------------------------------------------------------------

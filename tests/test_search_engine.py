@@ -8,12 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_search_index import build_search_project
+from conftest import PARAMS
+from test_search_index import RAW, add_token_xattn, build_search_project
 
 from fashion_search.cli import main
-from fashion_search.evaluate.retrieval import search
+from fashion_search.config import load_params, section
+from fashion_search.data.pairs import read_pairs
+from fashion_search.errors import DataError
+from fashion_search.evaluate import pipeline as evaluation
+from fashion_search.evaluate.retrieval import query_first, search
 from fashion_search.search.engine import QueryError, SearchEngine
-from fashion_search.search.index import write_index
+from fashion_search.search.index import gallery_pairs, write_index
 
 LONG_QUERY = " ".join(["a long-sleeved shirt with black and white boxes and a red skirt"] * 20)
 
@@ -116,6 +121,60 @@ def test_xattn_re_ranks_the_dual_encoders_top_candidates_as_evaluation_does(xatt
     assert np.allclose([h.score for h in hits], scores.numpy(), atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def tokens_engine(project: Path) -> SearchEngine:
+    return SearchEngine.open(add_token_xattn(project), root=project)
+
+
+@pytest.mark.parametrize("query", ["a red dress", "long-sleeved shirt with black and white boxes"])
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_a_token_xattn_re_ranks_as_the_evaluate_stage_does(project: Path, tokens_engine: SearchEngine,
+                                                          query: str, k: int) -> None:
+    """The evaluation path: the gallery's token states from the image cache, the query's from a batch."""
+    params = load_params(PARAMS)
+    settings, text = section(params, "evaluate"), section(params, "text")
+    test = read_pairs(project / "data/processed/test.parquet", "split")
+    gallery = evaluation.TestGallery(gallery_pairs(test, test, "test"), project / RAW, "pad", project / "data/cache/images")
+    checkpoint, scorer = tokens_engine.checkpoint, tokens_engine.scorer
+    images, _ = evaluation.encode_gallery(checkpoint, gallery, settings, tokens=True)
+    rows = evaluation.encode_queries(checkpoint, [query], settings, text, tokens=True)
+    rerank_k = tokens_engine.index.reference["rerank_k"]
+    expected, scores = search(rows, images, k, query_first(scorer), rerank_k)
+    hits = tokens_engine.search(query, k)
+    assert gallery.pairs["image"].tolist() == tokens_engine.index.ids
+    assert [h.image_id for h in hits] == [tokens_engine.index.ids[int(r)] for r in expected]
+    assert np.allclose([h.score for h in hits], scores.numpy(), rtol=0, atol=1e-5)
+
+
+def test_a_token_xattn_re_orders_the_dual_encoders_candidates(tokens_engine: SearchEngine) -> None:
+    rerank_k = tokens_engine.index.reference["rerank_k"]
+    text = tokens_engine.encode("a red dress")
+    dual = np.argsort(-(tokens_engine.index.embeddings @ text.numpy()), kind="stable")[:rerank_k]
+    hits = tokens_engine.search("a red dress", rerank_k)
+    rows = [tokens_engine.row_of(h.image_id) for h in hits]
+    assert sorted(rows) == sorted(dual.tolist()) and rows != dual.tolist()
+
+
+def test_a_token_xattn_computes_token_states_of_the_candidates_only(tokens_engine: SearchEngine,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    model, images = tokens_engine.checkpoint.model, []
+    original = model.get_image_features
+    monkeypatch.setattr(model, "get_image_features",
+                        lambda **kw: images.append(len(kw["pixel_values"])) or original(**kw))
+    tokens_engine.search("a red dress", 2)
+    assert images == [tokens_engine.index.reference["rerank_k"]]
+
+
+def test_a_token_xattn_index_whose_image_files_are_gone_is_refused_naming_one(project: Path,
+                                                                              tokens_engine: SearchEngine) -> None:
+    index = tokens_engine.index
+    moved = type(index)(index.ids, [*index.paths[:-1], "data/raw/images/gone.jpg"], index.embeddings,
+                        index.reference, index.faiss_index)
+    with pytest.raises(DataError, match=r"1 of the gallery's .* image files \(e.g. .*gone.jpg\) are missing"):
+        SearchEngine(moved, tokens_engine.checkpoint, tokens_engine.scorer, project)
+    SearchEngine(moved, tokens_engine.checkpoint, None, project)  # the dual encoder alone needs no pixels
+
+
 def test_images_are_found_by_id_only(engine: SearchEngine, project: Path) -> None:
     first = engine.index.ids[0]
     assert engine.image_path(first) == project / "data/raw/images" / first
@@ -143,6 +202,16 @@ def test_query_command_prints_ranked_results_and_writes_a_grid(project: Path, mo
     assert [row[0] for row in ranked] == ["1", "2", "3"]
     assert all(row[2].endswith(".jpg") for row in ranked)
     assert (project / "out/grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_query_command_answers_with_a_token_xattn(project: Path, tokens_engine: SearchEngine,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(project)
+    main(["query", "a red dress", "-k", "3", "--index", "models/index-xattn-tokens"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 of ") and "xattn" in lines[0]
+    assert [line.split()[2] for line in lines[1:4]] == [h.image_id for h in tokens_engine.search("a red dress", 3)]
 
 
 def test_query_command_reports_an_empty_query_in_one_line(project: Path, monkeypatch: pytest.MonkeyPatch,

@@ -24,7 +24,7 @@ from fashion_search.config import ConfigError, load_params, section
 from fashion_search.data.pairs import build_pairs, write_pairs
 from fashion_search.data.synthetic import generate_synthetic
 from fashion_search.image_cache import build_cache
-from fashion_search.models.clip import build_tiny
+from fashion_search.models.clip import build_tiny, load_checkpoint
 from fashion_search.models.xattn import XattnModel, new_scorer
 from fashion_search.data.attributes import image_attributes
 from fashion_search.errors import DataError
@@ -97,6 +97,25 @@ def build_search_project(root: Path) -> Path:
         write_index(root / out, test["image"].tolist(), image_paths(test, RAW), embeddings,
                     _index_reference(model, rerank_k), test["caption"].tolist(), facets)
     return root
+
+
+TOKEN_INDEX = Path("models/index-xattn-tokens")
+
+
+def add_token_xattn(root: Path) -> Path:
+    """Beside `build_search_project`'s models, an xattn model whose scorer reads token states
+    (`xattn.features: tokens`, weights moved off their start so that it re-orders) and an index naming it."""
+    checkpoint = load_checkpoint(root / "models/finetuned")
+    scorer = new_scorer(TINY_MODEL.embed_dim, 1, 2, 0.0, seed=0, features="tokens")
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for parameter in scorer.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    XattnModel(checkpoint, scorer.eval()).save(root / "models/xattn-tokens")
+    index = read_index(root / "models/index-xattn")
+    write_index(root / TOKEN_INDEX, index.ids, index.paths, index.embeddings,
+                {**index.reference, "model_dir": "models/xattn-tokens"}, index.captions)
+    return root / TOKEN_INDEX
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import TINY_MODEL
+from fashion_search import embedding
 from fashion_search.config import ConfigError, XattnSettings
 from fashion_search.device import CPU
 from fashion_search.embedding import embed_images, embed_texts, encode_images, encode_texts
@@ -21,6 +23,8 @@ from fashion_search.models.clip import (Encoded, build_tiny, image_embeddings, i
 from fashion_search.models.late_interaction import LateInteraction
 from fashion_search.models.xattn import SCORER_CONFIG, ScorerConfig, XattnModel, XattnScorer, load_xattn, new_scorer
 from fashion_search.text import build_tokenizer, pad_batch
+from fashion_search.train.resume import TrainingState
+from fashion_search.train.session import SCRATCH_DIR, Session
 from fashion_search.train.xattn import check_processes, train_xattn
 
 DIM = 32
@@ -233,12 +237,12 @@ def token_settings(**changes: object) -> XattnSettings:
     return dataclasses.replace(base, **changes)
 
 
-def train_tokens(settings: XattnSettings) -> tuple[list[float], XattnModel]:
+def train_tokens(settings: XattnSettings, session: Session | None = None) -> tuple[list[float], XattnModel]:
     checkpoint, ids, pixels = tiny_clip()
     captions = [[row, row[:4]] if i % 3 == 0 else [row] for i, row in enumerate(ids)]
     xattn = XattnModel(checkpoint, new_scorer(DIM, settings.layers, settings.heads, settings.dropout, seed=1,
                                               features=settings.features))
-    return train_xattn(xattn, pixels, captions, list(range(len(ids))), settings, seed=1), xattn
+    return train_xattn(xattn, pixels, captions, list(range(len(ids))), settings, seed=1, session=session), xattn
 
 
 @pytest.mark.parametrize("locked,negatives", [(False, 2), (True, 2), (True, 0)])
@@ -252,3 +256,46 @@ def test_token_scorer_training_moves_the_token_weights_and_reruns_bit_identicall
     start = new_scorer(DIM, 1, 4, 0.1, seed=1, features="tokens").state_dict()
     assert not torch.equal(trained["image_in.weight"], start["image_in.weight"])
     assert not torch.equal(trained["text_in.weight"], start["text_in.weight"])
+
+
+def table_files(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """From now on every token table goes to a file (the size limit lowered to 0): the files, as created."""
+    monkeypatch.setattr(embedding, "IN_MEMORY_TOKEN_BYTES", 0)
+    files, open_memmap = [], np.lib.format.open_memmap
+
+    def spy(path, mode="r+", *args, **kwargs):
+        if mode == "w+":
+            files.append(Path(path))
+        return open_memmap(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", spy)
+    return files
+
+
+@pytest.mark.parametrize("several_pieces", [False, True])
+def test_token_tables_past_the_size_limit_are_memory_mapped_files_with_the_same_values(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, several_pieces: bool) -> None:
+    checkpoint, ids, pixels = tiny_clip()
+    captions = [[row, row[:4]] if several_pieces and i % 3 == 0 else [row] for i, row in enumerate(ids)]
+    in_memory = encode_images(checkpoint, pixels, 4, CPU), encode_texts(checkpoint, captions, 4, CPU)
+    files = table_files(monkeypatch)
+    spilled = (encode_images(checkpoint, pixels, 4, CPU, tmp_path / "spill"),
+               encode_texts(checkpoint, captions, 4, CPU, tmp_path / "spill"))
+    assert [path.parent for path in files] == [tmp_path / "spill"] * 2
+    assert not any(path.exists() for path in files)  # unlinked once mapped
+    for expected, got in zip(in_memory, spilled):
+        assert torch.equal(got.pooled, expected.pooled) and torch.equal(got.tokens, expected.tokens)
+    assert spilled[0].mask is None and torch.equal(spilled[1].mask, in_memory[1].mask)
+
+
+def test_locked_token_tables_in_files_train_bit_identically(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = token_settings(lock_image=True, lock_text=True)
+    losses, first = train_tokens(settings)
+    files = table_files(monkeypatch)
+    session = Session(state=TrainingState(tmp_path / "state", "fingerprint", every=0))
+    again, second = train_tokens(settings, session)
+    assert [path.parent for path in files] == [tmp_path / "state" / SCRATCH_DIR] * 2
+    assert not any(path.exists() for path in files)
+    assert again == losses
+    trained, rerun = first.scorer.state_dict(), second.scorer.state_dict()
+    assert all(torch.equal(trained[name], rerun[name]) for name in trained)

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fashion_search.errors import DataError
-from fashion_search.images import UNREADABLE, PixelSpec, fit_image, open_image
+from fashion_search.images import UNREADABLE, ImageFiles, PixelSpec, fit_image, open_image
 
 PIXELS_FILE = "pixels.npy"
 NAMES_FILE = "images.parquet"
@@ -65,7 +65,8 @@ class PixelView:
         return torch.from_numpy(batch)
 
 
-Pixels = torch.Tensor | PixelView  # uint8 (N, 3, S, S): decoded in memory, or rows of the cache
+Pixels = torch.Tensor | PixelView | ImageFiles  # uint8 (N, 3, S, S): decoded in memory, rows of the cache, or files
+                                                # decoded a slice at a time (embedding only)
 
 
 def open_cache(directory: Path, names: Sequence[str], spec: PixelSpec, fit: str) -> PixelView:

@@ -88,17 +88,40 @@ def fit_image(image: Image.Image, size: int, fit: str) -> Image.Image:
     return ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
 
 
-def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str) -> torch.Tensor:
-    """All images as uint8 (N, 3, S, S). The tokenize stage already dropped unreadable
-    images (and counted them), so one failing here means the data changed underneath."""
+def load_pixels(paths: Sequence[Path], spec: PixelSpec, fit: str, progress: bool = True) -> torch.Tensor:
+    """All images as uint8 (N, 3, S, S), with a progress bar on a terminal unless `progress` is False.
+    The tokenize stage already dropped unreadable images (and counted them), so one failing here means
+    the data changed underneath."""
     pixels = np.zeros((len(paths), spec.size, spec.size, 3), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None)):
+    bar = tqdm(paths, desc="images", unit="img", mininterval=1.0, disable=None if progress else True)
+    for i, path in enumerate(bar):
         try:
             pixels[i] = np.asarray(fit_image(open_image(path), spec.size, fit))
         except UNREADABLE as error:
             raise DataError(f"cannot read image {path}: {error}; rerun the pipeline from the tokenize stage "
                             "(dvc repro -f -s tokenize, then dvc repro)") from error
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+class ImageFiles:
+    """Image files read as pixels (uint8 (N, 3, S, S), as `load_pixels`) a slice at a time, decoded when read:
+    a set too large to hold as pixels (the full 42,537 images) is embedded batch by batch. One progress bar
+    on a terminal counts them all."""
+
+    def __init__(self, paths: Sequence[Path], spec: PixelSpec, fit: str) -> None:
+        self._paths, self._spec, self._fit = list(paths), spec, fit
+        self._bar = tqdm(total=len(self._paths), desc="images", unit="img", mininterval=1.0, disable=None)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        paths = self._paths[rows]
+        pixels = load_pixels(paths, self._spec, self._fit, progress=False)
+        self._bar.update(len(paths))
+        if self._bar.n >= len(self._paths):
+            self._bar.close()
+        return pixels
 
 
 def is_readable(path: Path) -> bool:

@@ -5,6 +5,12 @@ left out) and a photo (`search_photo`: one image embedding, then the same search
 (search/facets.py) restrict the candidates before ranking; with filters and no words, `listing`
 gives the matching images in gallery order. The pair scorer of `xattn` judges an image against a
 text, so it re-ranks word queries only.
+
+A token-level scorer (`xattn.features: tokens`) reads the token states of the query and of each
+candidate. The index holds pooled embeddings only, whatever the model: a query's `rerank_k` candidates
+get their image token states computed from the gallery's image files (which the service serves anyway),
+fitted as the index's were. The price is one decode and one vision-tower pass per candidate and query
+(bench/rerank_cost.py --recompute).
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ import torch
 from PIL import Image
 
 from fashion_search.config import has_visible_text
-from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
+from fashion_search.embedding import embed_images, embed_texts, encode_images, encode_texts, tokenize_queries
 from fashion_search.errors import DataError, UserError
-from fashion_search.evaluate.retrieval import needs_tokens, query_first, rerank_candidates
-from fashion_search.images import fit_image
-from fashion_search.models.clip import Checkpoint
+from fashion_search.evaluate.retrieval import Rows, needs_tokens, query_first, rerank_candidates
+from fashion_search.images import fit_image, load_pixels
+from fashion_search.models.clip import Checkpoint, Encoded, vectors
 from fashion_search.models.loader import load_model
 from fashion_search.models.xattn import XattnScorer
 from fashion_search.search.calibration import served_threshold
@@ -85,10 +91,9 @@ class SearchEngine:
         self._encode_lock = threading.Lock()
         self._check_width()
         self._weak_match_threshold = served_threshold(index.reference)
-        if needs_tokens(scorer):
-            raise UserError("this xattn model scores token states (xattn.features: tokens), which the index does not "
-                            "store yet: serve it with serve.model set to finetuned or to a pooled xattn "
-                            "(xattn.features: pooled)")
+        self._tokens = needs_tokens(scorer)
+        if self._tokens:
+            self._check_image_files()
 
     @classmethod
     def open(cls, index_dir: Path, root: Path | None = None, exact: bool = False) -> "SearchEngine":
@@ -110,6 +115,14 @@ class SearchEngine:
             raise DataError(f"the model embeds in {width} dimensions but the index holds "
                             f"{self.index.reference['dim']}; rebuild it with `dvc repro index`")
 
+    def _check_image_files(self) -> None:
+        """A token-level scorer computes its candidates' token states from the gallery's files: all must be there."""
+        missing = [path for path in self._paths.values() if not path.is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} of the gallery's {len(self._paths)} image files (e.g. {missing[0]}) are "
+                            "missing; the xattn model (xattn.features: tokens) re-ranks with token states computed "
+                            "from them: restore data/raw (dvc checkout), or rebuild the index (dvc repro index)")
+
     @property
     def model_name(self) -> str:
         return self.index.reference["model"]
@@ -129,11 +142,24 @@ class SearchEngine:
 
     def encode(self, query: str) -> torch.Tensor:
         """The unit text embedding (D,); past the token limit the query is truncated or segmented, like the captions."""
+        return vectors(self.encode_query(query)).reshape(-1)
+
+    def encode_query(self, query: str) -> Rows:
+        """The query as the engine ranks with it: its unit text embedding (D,), or for a token-level scorer one
+        `Encoded` row that carries its token states too (the same embedding, to the bit)."""
         reference = self.index.reference
         with self._encode_lock:
             ids = tokenize_queries(self.checkpoint, [query], reference["max_tokens"],
                                    reference.get("long_text", "truncate"))
+            if self._tokens:
+                return encode_texts(self.checkpoint, ids, batch_size=1)
             return embed_texts(self.checkpoint, ids, batch_size=1)[0]
+
+    @property
+    def image_fit(self) -> str:
+        """How the gallery's images were fitted to the model's square (pad or crop): photos and re-ranked
+        candidates are fitted the same way."""
+        return self.index.reference.get("image_fit", "pad")
 
     @property
     def facets(self) -> Facets:
@@ -162,8 +188,7 @@ class SearchEngine:
             raise QueryError("the query is empty: type a few words describing the clothes")
         check_k(k)
         allowed = self._allowed(filters)
-        text = self.encode(query)
-        rows, scores, best = self.rank(text, k, allowed)
+        rows, scores, best = self.rank(self.encode_query(query), k, allowed)
         return self._answer(rows, scores, allowed, best)
 
     def similar(self, image_id: str, k: int, filters: Filters | None = None) -> Answer | None:
@@ -197,24 +222,37 @@ class SearchEngine:
     def embed_photo(self, photo: Image.Image) -> torch.Tensor:
         """The unit image embedding (D,) of a decoded photo, fitted (pad or crop) as the gallery's images were."""
         spec = self.checkpoint.pixel_spec
-        fitted = fit_image(photo, spec.size, self.index.reference.get("image_fit", "pad"))
+        fitted = fit_image(photo, spec.size, self.image_fit)
         pixels = torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1).unsqueeze(0)
         with self._encode_lock:
             return embed_images(self.checkpoint, pixels, batch_size=1)[0]
 
-    def rank(self, text: torch.Tensor, k: int, allowed: np.ndarray | None = None,
+    def rank(self, text: Rows, k: int, allowed: np.ndarray | None = None,
              ) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """Dual-encoder retrieval among the allowed rows; with a pair scorer, its top `rerank_k` re-ordered as
-        in evaluation. Also the best dual-encoder cosine, whatever re-orders the results."""
+        """Dual-encoder retrieval among the allowed rows for `encode_query`'s answer; with a pair scorer, its
+        top `rerank_k` re-ordered as in evaluation. Also the best dual-encoder cosine, whatever re-orders
+        the results."""
         depth = max(k, self.index.reference.get("rerank_k") or 0) if self.scorer is not None else k
-        rows, scores = restricted_top(self.vectors, self.index.embeddings, text.numpy(), depth, allowed)
+        vector = vectors(text).reshape(-1).numpy()
+        rows, scores = restricted_top(self.vectors, self.index.embeddings, vector, depth, allowed)
         best = float(scores[0]) if len(scores) else None
         if self.scorer is None or len(rows) == 0:
             return rows[:k], scores[:k], best
-        candidates = torch.from_numpy(self.index.embeddings[rows])
-        hits, pair_scores = rerank_candidates(text, torch.from_numpy(rows), candidates, query_first(self.scorer),
-                                              min(k, len(rows)))
+        hits, pair_scores = rerank_candidates(text, torch.from_numpy(rows), self.candidates(rows),
+                                              query_first(self.scorer), min(k, len(rows)))
         return hits.numpy(), pair_scores.numpy(), best
+
+    def candidates(self, rows: np.ndarray) -> Rows:
+        """Gallery rows as the pair scorer reads them: their indexed embeddings, and for a token-level scorer
+        their image token states beside them, computed from the image files."""
+        embeddings = torch.from_numpy(self.index.embeddings[rows])
+        if not self._tokens:
+            return embeddings
+        paths = [self._paths[self.index.ids[row]] for row in rows]
+        pixels = load_pixels(paths, self.checkpoint.pixel_spec, self.image_fit, progress=False)
+        with self._encode_lock:
+            tokens = encode_images(self.checkpoint, pixels, batch_size=len(paths)).tokens
+        return Encoded(embeddings, tokens)
 
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         return self.facets.allowed(filters) if filters else None

@@ -4,13 +4,15 @@ A tower that does not train gives each training pair the same embedding at every
 step, so it embeds every pair once, before training, and each step reads rows of
 that table instead of running CLIP: with both towers locked only the scorer runs.
 For a token-level scorer the table holds every pair's token states too (`Encoded`): the default's
-1,800 training pairs take about 90 MB in fp32, so they stay in memory.
+1,800 training pairs take about 90 MB in fp32 and stay in memory; a larger table (ViT-B/32 on the full
+data: several GB) is memory-mapped from a temporary file (embedding.TokenTable).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -39,15 +41,19 @@ class LockedFeatures:
 
 
 def locked_features(checkpoint: Checkpoint, pixels: Pixels, captions: Sequence[Segments], lock_image: bool,
-                    lock_text: bool, runtime: Runtime, tokens: bool = False) -> LockedFeatures:
+                    lock_text: bool, runtime: Runtime, tokens: bool = False,
+                    spill_dir: Path | None = None) -> LockedFeatures:
     """The locked towers' embeddings, by the evaluation code (eval mode, no gradients, the runtime's
-    autocast, a caption's pieces averaged as in training), with their token states when `tokens`.
-    They come L2-normalised; the scorer and the hard-negative search normalise their inputs, so only
-    the direction matters."""
-    image_table, text_table = (encode_images, encode_texts) if tokens else (embed_images, embed_texts)
-    image = image_table(checkpoint, pixels, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_image else None
-    text = text_table(checkpoint, captions, EMBED_BATCH_SIZE, runtime).to(runtime.device) if lock_text else None
-    return LockedFeatures(image, text)
+    autocast, a caption's pieces averaged as in training), with their token states when `tokens` (a
+    large table memory-mapped from a file in `spill_dir`). They come L2-normalised; the scorer and the
+    hard-negative search normalise their inputs, so only the direction matters."""
+    if tokens:
+        image = encode_images(checkpoint, pixels, EMBED_BATCH_SIZE, runtime, spill_dir) if lock_image else None
+        text = encode_texts(checkpoint, captions, EMBED_BATCH_SIZE, runtime, spill_dir) if lock_text else None
+    else:
+        image = embed_images(checkpoint, pixels, EMBED_BATCH_SIZE, runtime) if lock_image else None
+        text = embed_texts(checkpoint, captions, EMBED_BATCH_SIZE, runtime) if lock_text else None
+    return LockedFeatures(*(None if table is None else table.to(runtime.device) for table in (image, text)))
 
 
 def lock_towers(clip: CLIPModel, lock_image: bool, lock_text: bool) -> list[nn.Parameter]:

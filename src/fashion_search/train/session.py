@@ -20,6 +20,7 @@ from fashion_search.train.resume import TrainingState, fingerprint
 EpochCallback = Callable[[int, list[float]], None]
 
 LAUNCH_KEYS = {"processes", "checkpoint_every"}
+SCRATCH_DIR = "tmp"  # in the state directory: large temporary files of a run (locked towers' token tables)
 
 
 @dataclass
@@ -32,6 +33,12 @@ class Session:
     state: TrainingState | None = None  # saved every few steps, resumed from when it matches
     logger: RunLogger | None = None  # the stage's MLflow run; None on every rank but 0
     on_epoch: EpochCallback | None = None  # each finished epoch's step losses (the MLflow loss curve)
+
+    @property
+    def scratch(self) -> Path | None:
+        """Where a run's large temporary files go: inside its state directory, on the disk the stage writes
+        to, which every save of the state replaces; None (the system's temporary folder) without a state."""
+        return self.state.directory / SCRATCH_DIR if self.state is not None else None
 
     def finish(self, losses: list[float], save: Callable[[], None], out: Path, metrics: Path,
                summary: dict[str, Any] | None = None) -> None:

@@ -126,7 +126,8 @@ def train_xattn(xattn: XattnModel, pixels: Pixels, captions: Sequence[Segments],
     tokens = xattn.scorer.needs_tokens
     check_processes(xattn.scorer.config.features, world.size)
     clip, scorer = runtime.compiled(xattn.encoder.model.to(runtime.device)), xattn.scorer.to(runtime.device).train()
-    locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime, tokens)
+    locked = locked_features(xattn.encoder, pixels, captions, settings.lock_image, settings.lock_text, runtime, tokens,
+                             session.scratch)
     encoder_parameters = lock_towers(clip, settings.lock_image, settings.lock_text)
     item_ids = torch.as_tensor(items)
 
