@@ -200,6 +200,11 @@ def test_marqo_metrics_on_duplicate_captions(chunk_size: int) -> None:
     assert metrics["mrr_at_10"] == pytest.approx((0.5 + 1) / 2)
     assert metrics["avg_recall"] == pytest.approx((1 / 6 + 1) / 2)
     assert metrics["queries"] == 2
+    assert "recall_at_10_low" not in metrics  # no seed, no interval
+    bounded = marqo_metrics(ranking, seed=42)
+    # both queries have recall@10 1.0: every resample's mean is 1.0
+    assert bounded["recall_at_10_low"] == bounded["recall_at_10_high"] == pytest.approx(1.0)
+    assert {key: bounded[key] for key in metrics} == metrics
 
 
 def test_marqo_ties_count_against_the_query() -> None:

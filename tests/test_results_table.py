@@ -225,3 +225,12 @@ def test_the_strict_table_says_its_intervals_over_products_when_recorded() -> No
     strict = next(line for line in render_table(metrics).splitlines() if line.startswith("**Strict**"))
     assert "T→I R@10 95% intervals over products: baseline [0.300–0.500]" in strict
     assert "I→T R@10 95% intervals over products: baseline [0.600–0.700]" in strict
+
+
+def test_the_marqo_table_says_its_interval_over_queries_when_recorded() -> None:
+    metrics = _metrics()
+    for name in ("baseline", "finetuned", "xattn"):
+        metrics[name]["marqo"].update(recall_at_10_low=0.65, recall_at_10_high=0.85)
+    marqo = next(line for line in render_table(metrics).splitlines() if line.startswith("**Marqo protocol**"))
+    assert marqo.endswith("R@10 95% intervals over the queries: baseline [0.650–0.850], finetuned [0.650–0.850], "
+                          "xattn [0.650–0.850].")

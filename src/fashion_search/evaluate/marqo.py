@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from fashion_search.evaluate.intervals import bootstrap_mean
 from fashion_search.evaluate.item import group_codes
 from fashion_search.evaluate.retrieval import Ranking, Retriever
 from fashion_search.evaluate.strict import unique_caption_rows
@@ -39,10 +40,15 @@ def marqo_ranking(images: torch.Tensor, texts: torch.Tensor, captions: Sequence[
     return retriever.rank("t2i", images, texts[rows], caption_ids, caption_ids[rows], MARQO_KS)
 
 
-def marqo_metrics(ranking: Ranking) -> dict[str, float | int]:
-    """Recall@1, Recall@10 (relevant retrieved over all relevant), MRR@10, AvgRecall, number of queries."""
+def marqo_metrics(ranking: Ranking, seed: int | None = None) -> dict[str, float | int]:
+    """Recall@1, Recall@10 (relevant retrieved over all relevant), MRR@10, AvgRecall, number of queries; with
+    `seed`, Recall@10's 95% bootstrap interval over the queries (each a distinct caption: on the synthetic
+    data one product's, the independent unit)."""
     recall = ranking.hits.double() / ranking.relevant.unsqueeze(1).double()
     metrics: dict[str, float | int] = {f"recall_at_{k}": float(recall[:, column].mean()) for column, k in enumerate(MARQO_KS)}
+    if seed is not None:
+        interval = bootstrap_mean(recall[:, MARQO_KS.index(10)].tolist(), seed)
+        metrics["recall_at_10_low"], metrics["recall_at_10_high"] = interval["low"], interval["high"]
     reciprocal = torch.where(ranking.first <= MRR_CUTOFF, 1.0 / ranking.first.double(), torch.zeros(()).double())
     metrics[f"mrr_at_{MRR_CUTOFF}"] = float(reciprocal.mean())
     metrics["avg_recall"] = (metrics["recall_at_1"] + metrics["recall_at_10"]) / 2

@@ -57,7 +57,7 @@ def measure(images: torch.Tensor, texts: torch.Tensor, pairs: pd.DataFrame, retr
                               for direction, r in ranks.items()})
     if "marqo" in protocols:
         ranking = marqo_ranking(images, texts, pairs["caption"].tolist(), settings.marqo_queries, seed, retriever)
-        result.metrics["marqo"] = marqo_metrics(ranking)
+        result.metrics["marqo"] = marqo_metrics(ranking, seed)
     if "gallery" in protocols:
         ranks = small_gallery_ranks(images, texts, pairs["caption"].tolist(), settings.gallery_size,
                                     settings.gallery_draws, seed, retriever)
