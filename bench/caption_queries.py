@@ -46,6 +46,7 @@ from fashion_search.config import load_params, section, seed
 from fashion_search.data.attributes import image_attributes
 from fashion_search.data.pairs import read_pairs, require
 from fashion_search.embedding import encode_images
+from fashion_search.errors import UsageError
 from fashion_search.evaluate.intervals import bootstrap_mean
 from fashion_search.evaluate.pipeline import TestGallery, shopper_scores
 from fashion_search.evaluate.shopper import SYNONYMS, UNSEEN, count_combinations, phrasings, query_measures, substituted
@@ -330,10 +331,15 @@ def main() -> None:
                         help="the checkout whose params.yaml, data/ and models/ are read (default: this one)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: {args.out.parent} is not a folder; give a path in an existing folder")
     text = json.dumps(evaluate(args.root), indent=2)
     print(text)
     if args.out is not None:
-        args.out.write_text(text + "\n", encoding="utf-8")
+        try:
+            args.out.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"--out {args.out}: cannot write it ({error.strerror or error})") from None
 
 
 if __name__ == "__main__":
