@@ -61,3 +61,10 @@ def test_every_figure_the_sweep_reads_is_in_the_headline() -> None:
 def test_the_committed_headline_is_the_committed_metrics_headline() -> None:
     committed = json.loads((REPO / "metrics/headline.json").read_text())
     assert committed == headline(json.loads((REPO / "metrics/evaluate.json").read_text()))
+
+
+def test_chance_comes_from_any_model_with_shopper_figures() -> None:
+    metrics = _metrics()
+    del metrics["baseline"]["shopper"]
+    result = headline(metrics)
+    assert "shopper_p10" not in result["baseline"] and result["chance"]["shopper_p10"] == 0.06

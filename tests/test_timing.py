@@ -63,3 +63,10 @@ def test_a_failed_stage_records_nothing(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     assert not _stage(monkeypatch, tmp_path, fails, DVC_STAGE="split").exists()
     assert "error: bad param" in capsys.readouterr().err
+
+
+def test_seconds_since_start_falls_back_when_the_clocks_disagree(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(time, "clock_gettime", lambda clock: 0.0)  # a boot clock before the process started
+    assert 0 < seconds_since_start() < 24 * 3600

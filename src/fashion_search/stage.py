@@ -20,14 +20,16 @@ _IMPORTED_AT = time.perf_counter()
 
 
 def seconds_since_start() -> float:
-    """Wall seconds since this process started (Linux: from /proc, imports included), else since this
-    module was imported."""
+    """Wall seconds since this process started (Linux: its start time in /proc against the boot clock, imports
+    included), else, or where a container's clocks disagree, since this module was imported."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return time.perf_counter() - _IMPORTED_AT
+        seconds = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        if seconds > 0:
+            return seconds
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    return time.perf_counter() - _IMPORTED_AT
 
 
 def record_time(stage: str, seconds: float, path: Path = TIMING_FILE) -> None:

@@ -54,7 +54,9 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
             result[f"{after}_minus_{before}"] = {
                 figure + suffix: float(entry[key][end]) for figure, key in DIFFERENCE_FIGURES.items() if key in entry
                 for suffix, end in (("", "mean"), ("_low", "low"), ("_high", "high"))}
-    chance = {"shopper_p10": _at(metrics, (MODELS[0], "shopper", "headline", "chance_precision_at_10")),
+    shopper_chance = next((value for name in MODELS if isinstance(
+        value := _at(metrics, (name, "shopper", "headline", "chance_precision_at_10")), (int, float))), None)
+    chance = {"shopper_p10": shopper_chance,
               "item_r10": _at(metrics, ("gallery", "item_chance_t2i_recall_at_10"))}
     result["chance"] = {key: float(value) for key, value in chance.items() if isinstance(value, (int, float))}
     return result
