@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,10 @@ from fashion_search.config import load_params, section, seed
 from fashion_search.data.attributes import image_attributes
 from fashion_search.data.pairs import read_pairs
 from fashion_search.embedding import embed_images, embed_texts, tokenize_queries
-from fashion_search.errors import UserError
 from fashion_search.evaluate.shopper import HEADLINE_FAMILIES, build_families, query_measures, relevant
 from fashion_search.image_cache import open_cache
 from fashion_search.models.loader import load_model
+from fashion_search.stage import run
 
 PHRASINGS = {"compact": lambda texts: texts[0], "after": lambda texts: texts[min(1, len(texts) - 1)],
              "worn": lambda texts: texts[-1], "photo of compact (a training frame)": lambda texts: f"photo of {texts[0]}"}
@@ -65,8 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    run(main)

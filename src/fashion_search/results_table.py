@@ -87,15 +87,6 @@ def _item_chance(gallery: dict, ks: list[int]) -> dict | None:
     return {"t2i": {k: gallery[f"item_chance_t2i_recall_at_{k}"] for k in ks}}
 
 
-def _marqo_interval_note(metrics: dict) -> str:
-    rows = [metrics[name]["marqo"] for name in MODELS]
-    if not all("recall_at_10_low" in row for row in rows):
-        return ""
-    spans = ", ".join(f"{name} [{row['recall_at_10_low']:.3f}–{row['recall_at_10_high']:.3f}]"
-                      for name, row in zip(MODELS, rows))
-    return f" R@10 95% intervals over the queries: {spans}."
-
-
 def _marqo_table(metrics: dict) -> list[str]:
     """Ours on the test split beside the published zero-shot figures on the full set."""
     gallery = metrics["gallery"]
@@ -170,16 +161,14 @@ def _shopper_tables(metrics: dict) -> list[str]:
     return lines
 
 
-def _interval_note(metrics: dict, protocol: str = "item", directions: tuple[str, ...] = ("t2i",)) -> str:
-    """The models' Recall@10 95% intervals over products, where the metrics have them."""
+def _interval_note(metrics: dict, protocol: str, keys: dict[str, str], unit: str = "products") -> str:
+    """The models' 95% intervals over `unit` of each {label: metric key} the metrics have them for."""
     rows = [metrics[name][protocol] for name in MODELS]
     notes = []
-    for direction in directions:
-        if not all(f"{direction}_recall_at_10_low" in row for row in rows):
-            continue
-        spans = ", ".join(f"{name} [{row[f'{direction}_recall_at_10_low']:.3f}–{row[f'{direction}_recall_at_10_high']:.3f}]"
-                          for name, row in zip(MODELS, rows))
-        notes.append(f" {'T→I' if direction == 't2i' else 'I→T'} R@10 95% intervals over products: {spans}.")
+    for label, key in keys.items():
+        if all(f"{key}_low" in row for row in rows):
+            spans = ", ".join(f"{name} [{row[f'{key}_low']:.3f}–{row[f'{key}_high']:.3f}]" for name, row in zip(MODELS, rows))
+            notes.append(f" {label} 95% intervals over {unit}: {spans}.")
     return "".join(notes)
 
 
@@ -234,12 +223,12 @@ def render_table(metrics: dict) -> str:
     sections += [
         f"**Strict** (the report's protocol): one query per test caption, the hit is its own image; "
         f"{gallery['size']} test images; image to text ranks the {gallery['unique_captions']} distinct captions, "
-        "the hit is the image's own caption; ties count against the query." + _interval_note(metrics, "strict",
-                                                                                            ("t2i", "i2t")),
+        "the hit is the image's own caption; ties count against the query." + _interval_note(metrics, "strict", {
+            "T→I R@10": "t2i_recall_at_10", "I→T R@10": "i2t_recall_at_10"}),
         "", *_recall_table(metrics, "strict", {**_chance(gallery, "", ks), "median_rank": (gallery["size"] + 1) / 2},
                            _ceiling(gallery, "", ks)),
         "", f"**Item level**: any view of the same product is a hit ({gallery['items']} products)."
-            + _interval_note(metrics),
+            + _interval_note(metrics, "item", {"T→I R@10": "t2i_recall_at_10"}),
         "", *_recall_table(metrics, "item", _item_chance(gallery, ks), _ceiling(gallery, "item_", ks)),
         "", f"**Small galleries**: strict recall within random galleries of {small} test pairs, "
             f"{gallery['small_gallery_draws']} draws (the report's batches of 32).",
@@ -248,7 +237,8 @@ def render_table(metrics: dict) -> str:
                            _ceiling(gallery, "small_gallery_", ks)),
         "", f"**Marqo protocol** (text→image): {gallery['marqo_queries']} unique captions as queries, every image "
             "with exactly that caption relevant, recall = relevant retrieved / all relevant. Published rows are "
-            "zero-shot on all 42,537 images, so a larger gallery than ours." + _marqo_interval_note(metrics),
+            "zero-shot on all 42,537 images, so a larger gallery than ours."
+            + _interval_note(metrics, "marqo", {"R@10": "recall_at_10"}, "the queries"),
         "", *_marqo_table(metrics),
     ]
     return "\n".join(sections)

@@ -285,10 +285,10 @@ def test_metrics(result: ModelResult, seed: int) -> dict[str, Any]:
     """One model's test figures for metrics/evaluate.json: every protocol, the shopper families, and the
     item-level text-to-image Recall@10 with its interval over products."""
     metrics: dict[str, Any] = dict(result.measured.metrics)
-    metrics["item"] = {**metrics["item"], **{f"t2i_recall_at_10_{end}": value for end, value in bootstrap_mean(
-        list(result.item_hits.values()), seed).items() if end != "mean"}}
-    for direction, hits in result.strict_hits.items():  # the views of a product share a caption: products resampled
-        metrics["strict"] = {**metrics["strict"], **{f"{direction}_recall_at_10_{end}": value for end, value in
+    # intervals over products: the views of a product share a caption
+    for protocol, direction, hits in [("item", "t2i", result.item_hits),
+                                      *(("strict", d, h) for d, h in result.strict_hits.items())]:
+        metrics[protocol] = {**metrics[protocol], **{f"{direction}_recall_at_10_{end}": value for end, value in
                                                      bootstrap_mean(list(hits.values()), seed).items() if end != "mean"}}
     if result.shopper is not None:
         metrics["shopper"] = result.shopper.metrics
